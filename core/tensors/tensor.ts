@@ -1,0 +1,75 @@
+// Host tensors: a dtype tag, a shape and a typed array, batch-first by convention.
+// float16 and bfloat16 travel as raw Uint16Array bits (as ONNX Runtime's JS API does).
+
+export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export type TypedArray =
+  | Float64Array | Float32Array | Uint16Array | BigInt64Array
+  | Int32Array | Int16Array | Int8Array | Uint8Array;
+
+export interface HostTensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly data: TypedArray;
+}
+
+export const DTYPE_BYTES: Record<DType, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+type ArrayCtor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray; new (length: number): TypedArray; BYTES_PER_ELEMENT: number };
+
+export const DTYPE_ARRAY: Record<DType, ArrayCtor> = {
+  F64: Float64Array, F32: Float32Array, F16: Uint16Array, BF16: Uint16Array,
+  I64: BigInt64Array, I32: Int32Array, I16: Int16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array,
+} as unknown as Record<DType, ArrayCtor>;
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function tensor(dtype: DType, shape: readonly number[], data?: TypedArray): HostTensor {
+  const n = numel(shape);
+  const arr = data ?? new DTYPE_ARRAY[dtype](n);
+  if (arr.length !== n) {
+    throw new Error(`tensor: ${dtype}${JSON.stringify(shape)} needs ${n} elements, got ${arr.length}`);
+  }
+  return { dtype, shape: [...shape], data: arr };
+}
+
+export const f32 = (shape: readonly number[], data?: Float32Array): HostTensor & { data: Float32Array } =>
+  tensor('F32', shape, data) as HostTensor & { data: Float32Array };
+
+/** Bytes of the tensor's data as a Uint8Array view (no copy). */
+export function tensorBytes(t: HostTensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/** Rows [start, end) along the first dimension, as a view (no copy). */
+export function sliceRows(t: HostTensor, start: number, end: number): HostTensor {
+  const row = numel(t.shape.slice(1));
+  const data = t.data.subarray(start * row, end * row) as TypedArray;
+  return { dtype: t.dtype, shape: [end - start, ...t.shape.slice(1)], data };
+}
+
+/** Concatenates tensors of one dtype along the first dimension (one copy). */
+export function concatRows(parts: readonly HostTensor[]): HostTensor {
+  if (parts.length === 0) throw new Error('concatRows: no tensors');
+  const [first] = parts;
+  const inner = first.shape.slice(1);
+  for (const p of parts) {
+    if (p.dtype !== first.dtype || p.shape.length !== first.shape.length || p.shape.slice(1).some((d, i) => d !== inner[i])) {
+      throw new Error(`concatRows: ${p.dtype}${JSON.stringify(p.shape)} does not match ${first.dtype}${JSON.stringify(first.shape)}`);
+    }
+  }
+  const rows = parts.reduce((s, p) => s + p.shape[0], 0);
+  const out = tensor(first.dtype, [rows, ...inner]);
+  let off = 0;
+  for (const p of parts) {
+    (out.data as Float32Array).set(p.data as Float32Array, off);
+    off += p.data.length;
+  }
+  return out;
+}
