@@ -48,10 +48,10 @@ export function tensorBytes(t: HostTensor): Uint8Array {
 }
 
 /** Rows [start, end) along the first dimension, as a view (no copy). */
-export function sliceRows(t: HostTensor, start: number, end: number): HostTensor {
+export function sliceRows<T extends HostTensor>(t: T, start: number, end: number): T {
   const row = numel(t.shape.slice(1));
   const data = t.data.subarray(start * row, end * row) as TypedArray;
-  return { dtype: t.dtype, shape: [end - start, ...t.shape.slice(1)], data };
+  return { dtype: t.dtype, shape: [end - start, ...t.shape.slice(1)], data } as unknown as T;
 }
 
 /** Concatenates tensors of one dtype along the first dimension (one copy). */
