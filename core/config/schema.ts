@@ -1,0 +1,48 @@
+// The worker's config: YAML or JSON, validated; every error names the path and the problem.
+import { z } from 'zod';
+
+const pluginEntry = z.union([
+  z.string().min(1),
+  z.object({
+    /** A built-in plugin's name ... */
+    name: z.string().min(1).optional(),
+    /** ... or a module path (relative to the config file) exporting a plugin factory. */
+    module: z.string().min(1).optional(),
+    /** Export of the module; 'default' by default. */
+    export: z.string().min(1).optional(),
+    options: z.record(z.string(), z.unknown()).default({}),
+  }).strict().refine((p) => (p.name === undefined) !== (p.module === undefined), { message: 'give exactly one of "name" or "module"' }),
+]);
+
+export const workerConfigSchema = z.object({
+  /** Model folder (docs/model-folder.md); the embedded model when absent. */
+  model: z.string().min(1).optional(),
+  /** 'onnx' reads a model folder; plugins add others ('dummy'). */
+  loadFormat: z.string().min(1).default('onnx'),
+  /** Options of the load format (the dummy architecture, say). */
+  loadOptions: z.record(z.string(), z.unknown()).default({}),
+  device: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
+  /** ONNX Runtime intra-op threads; ONNX Runtime's default when absent. */
+  threads: z.number().int().positive().optional(),
+  maxBatchSize: z.number().int().positive().default(16),
+  promptCacheSize: z.number().int().min(0).default(1024),
+  defaults: z.object({
+    steps: z.number().int().positive().optional(),
+    guidanceScale: z.number().min(0).optional(),
+    height: z.number().int().positive().optional(),
+    width: z.number().int().positive().optional(),
+  }).strict().default({}),
+  /** Plugins in order; absent means every built-in plugin. */
+  plugins: z.array(pluginEntry).optional(),
+  /** "path/to/module.ts#ExportName": classes whose methods become callable by name. */
+  workerExtensionClasses: z.array(z.string().min(1)).default([]),
+  /** Where inference runs: a worker thread (default) or the caller's thread (tests, tools). */
+  executor: z.enum(['thread', 'inline']).default('thread'),
+}).strict();
+
+export type WorkerConfigInput = z.input<typeof workerConfigSchema>;
+export type WorkerConfig = z.output<typeof workerConfigSchema> & {
+  /** Folder that relative paths in the config are resolved against. */
+  baseDir?: string;
+};
+export type PluginEntry = z.output<typeof pluginEntry>;

@@ -1,0 +1,113 @@
+// DiffusionModelRunner: turns requests into batches, runs the pipeline on each, and puts the
+// outputs back in request order. The pipeline is swappable at run time (re_init_pipeline).
+import { inject, injectable } from 'tsyringe';
+import { TOKENS } from '../tokens.ts';
+import type { WorkerConfig } from '../config/schema.ts';
+import type { WorkerHooks } from '../hooks.ts';
+import type { WorkerEvents } from '../events.ts';
+import type { LoadedModel } from '../model/loaded-model.ts';
+import type { GenerateRequest, RolloutData } from '../protocol.ts';
+import { flowMatchSigmas } from '../scheduler/flow-match.ts';
+import { seededNoise } from '../pipeline/seeded-noise.ts';
+import { TextToImagePipeline, type PipelineDeps } from '../pipeline/text-to-image.ts';
+import type { PromptCache } from '../pipeline/prompt-cache.ts';
+import type { BatchContext, SamplingParams } from '../pipeline/types.ts';
+import { planBatches } from './batching.ts';
+import { mergeRollouts, type BatchRollout } from './merge.ts';
+
+export type PipelineClass = new (deps: PipelineDeps, options: Record<string, unknown>) => TextToImagePipeline;
+
+@injectable()
+export class DiffusionModelRunner {
+  private model: LoadedModel | undefined;
+  private current: TextToImagePipeline | undefined;
+
+  constructor(
+    @inject(TOKENS.config) private readonly config: WorkerConfig,
+    @inject(TOKENS.hooks) private readonly hooks: WorkerHooks,
+    @inject(TOKENS.events) private readonly events: WorkerEvents,
+    @inject(TOKENS.promptCache) readonly promptCache: PromptCache,
+  ) {}
+
+  attach(model: LoadedModel): void {
+    this.model = model;
+    if (!this.current) this.current = new TextToImagePipeline(this.pipelineDeps(), {});
+  }
+
+  get pipeline(): TextToImagePipeline {
+    if (!this.current) throw new Error('no model is loaded');
+    return this.current;
+  }
+
+  /** Swaps the pipeline class; weights and sessions stay. Returns the old pipeline's name. */
+  setPipeline(cls: PipelineClass, options: Record<string, unknown> = {}): string {
+    const next = new cls(this.pipelineDeps(), options);
+    const old = this.current;
+    this.current = next;
+    old?.dispose();
+    return (old?.constructor as typeof TextToImagePipeline | undefined)?.pipelineName ?? '';
+  }
+
+  defaults(): SamplingParams {
+    const spec = this.requireModel().spec;
+    const d = this.config.defaults;
+    return {
+      height: d.height ?? spec.image.height,
+      width: d.width ?? spec.image.width,
+      steps: d.steps ?? spec.defaults.steps,
+      guidanceScale: d.guidanceScale ?? spec.defaults.guidanceScale,
+    };
+  }
+
+  /** Builds the context of one batch: sigmas, latent shape, noise, weights. */
+  batchContext(params: SamplingParams, samples: BatchContext['samples'], signal: AbortSignal): BatchContext {
+    const model = this.requireModel();
+    const { spec } = model;
+    const down = spec.latent.downscale;
+    if (params.height % down || params.width % down) {
+      throw new Error(`height and width must be multiples of ${down} for this model, got ${params.height}x${params.width}`);
+    }
+    const ctx: BatchContext = {
+      samples,
+      params,
+      sigmas: flowMatchSigmas({ steps: params.steps, shift: spec.scheduler.shift, sigmaMin: spec.scheduler.sigmaMin }),
+      latentShape: [spec.latent.channels, params.height / down, params.width / down],
+      noise: seededNoise(samples.map((s) => s.seed)),
+      weights: model.weights.set,
+      outputs: {},
+      meta: {},
+      perSample: {},
+      signal,
+    };
+    ctx.noise = this.hooks.noiseSource.call(ctx.noise, ctx);
+    return ctx;
+  }
+
+  async execute(requests: readonly GenerateRequest[], signal: AbortSignal): Promise<RolloutData> {
+    const started = performance.now();
+    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize);
+    const contexts = plan.map((b) => this.batchContext(b.params, b.samples, signal));
+    // Every batch is checked (asleep, bad plugin options) before any runs: no half-done call.
+    for (const ctx of contexts) await this.hooks.beforeExecute.promise(ctx);
+    const parts: BatchRollout[] = [];
+    for (let i = 0; i < plan.length; i++) {
+      const t0 = performance.now();
+      const rollout = await this.pipeline.run(contexts[i]);
+      parts.push({ rollout, outputRows: plan[i].outputRows });
+      this.events.emit('batchDone', { batchId: i, batchSize: plan[i].samples.length, seconds: (performance.now() - t0) / 1000 });
+    }
+    const total = plan.reduce((s, b) => s + b.samples.length, 0);
+    const merged = mergeRollouts(parts, total);
+    this.events.emit('requestDone', { requests: requests.length, samples: total, seconds: (performance.now() - started) / 1000 });
+    return merged;
+  }
+
+  private requireModel(): LoadedModel {
+    if (!this.model) throw new Error('no model is loaded');
+    return this.model;
+  }
+
+  private pipelineDeps(): PipelineDeps {
+    return { model: this.requireModel(), hooks: this.hooks, events: this.events, promptCache: this.promptCache };
+  }
+}

@@ -1,0 +1,23 @@
+// Maps the config's device name to ONNX Runtime session options.
+import type { InferenceSession } from 'onnxruntime-node';
+
+export type DeviceName = 'cpu' | 'cuda' | 'webgpu';
+
+export function sessionOptions(device: DeviceName, threads: number | undefined): InferenceSession.SessionOptions {
+  const options: InferenceSession.SessionOptions = {
+    executionProviders: [device],
+    graphOptimizationLevel: 'all',
+  };
+  if (threads !== undefined) {
+    options.intraOpNumThreads = threads;
+    options.interOpNumThreads = 1;
+  }
+  return options;
+}
+
+/** Rewords a session-creation failure so that the provider is named. */
+export function providerError(device: DeviceName, component: string, cause: unknown): Error {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  const hint = device === 'cpu' ? '' : ` (execution provider '${device}' could not be used: is its runtime installed? see ../shared/device/README.md)`;
+  return new Error(`cannot create the ${component} session on '${device}'${hint}: ${why}`, { cause });
+}

@@ -1,0 +1,215 @@
+// The text-to-image flow-matching pipeline: encode prompts (cached) -> initial latents ->
+// for each step: velocity (CFG as one doubled batch) -> scheduler step -> decode.
+// Each stage is a method, so a custom pipeline class can override any of them.
+import type { WorkerHooks } from '../hooks.ts';
+import type { WorkerEvents } from '../events.ts';
+import type { LoadedModel } from '../model/loaded-model.ts';
+import type { RolloutData } from '../protocol.ts';
+import { f32, tensor, type HostTensor } from '../tensors/tensor.ts';
+import type { PromptCache } from './prompt-cache.ts';
+import type { BatchContext, PromptEmbeddings, StepContext, StepResult } from './types.ts';
+
+export interface PipelineDeps {
+  model: LoadedModel;
+  hooks: WorkerHooks;
+  events: WorkerEvents;
+  promptCache: PromptCache;
+}
+
+type F32Tensor = HostTensor & { data: Float32Array };
+
+export class TextToImagePipeline {
+  static readonly pipelineName: string = 'text-to-image';
+  private static batchCounter = 0;
+
+  constructor(protected readonly deps: PipelineDeps, protected readonly options: Record<string, unknown> = {}) {}
+
+  /** Releases what this pipeline holds (re_init_pipeline calls it on the old one). */
+  dispose(): void {}
+
+  async run(ctx: BatchContext): Promise<RolloutData> {
+    const batchId = ++TextToImagePipeline.batchCounter;
+    const { hooks, events } = this.deps;
+    await this.encodePrompts(ctx);
+    let latents = this.prepareLatents(ctx);
+    const steps = ctx.params.steps;
+    for (let i = 0; i < steps; i++) {
+      if (ctx.signal.aborted) throw new Error(`rollout aborted at step ${i}: ${String(ctx.signal.reason ?? 'aborted')}`);
+      const velocity = await this.predictVelocity(ctx, latents, i);
+      const step: StepContext = { batch: ctx, index: i, sigma: ctx.sigmas[i], sigmaNext: ctx.sigmas[i + 1], latents, velocity };
+      hooks.beforeStep.call(step);
+      const result = this.step(step);
+      hooks.afterStep.call(step, result);
+      latents = result.latents;
+      events.emit('step', { batchId, step: i + 1, steps, batchSize: ctx.samples.length });
+    }
+    const final = f32([ctx.samples.length, ...ctx.latentShape], latents);
+    const images = await this.decode(ctx, final);
+    return hooks.afterExecute.promise(this.collect(ctx, final, images), ctx);
+  }
+
+  /**
+   * Fills ctx.positive and ctx.negative, encoding each distinct prompt once. The negative
+   * embeddings are returned even without CFG (cached, nearly free) so that every rollout has
+   * the same keys and a trainer can rescore with guidance.
+   */
+  async encodePrompts(ctx: BatchContext): Promise<void> {
+    ctx.positive = await this.embed(ctx, ctx.samples.map((s) => s.prompt));
+    ctx.negative = await this.embed(ctx, ctx.samples.map((s) => s.negativePrompt));
+  }
+
+  /** Initial noise from the noise source, through the prepareLatents hook. */
+  prepareLatents(ctx: BatchContext): Float32Array {
+    const per = ctx.latentShape[0] * ctx.latentShape[1] * ctx.latentShape[2];
+    const latents = new Float32Array(ctx.samples.length * per);
+    for (let b = 0; b < ctx.samples.length; b++) ctx.noise.initial(b, latents.subarray(b * per, (b + 1) * per));
+    return this.deps.hooks.prepareLatents.call(latents, ctx);
+  }
+
+  /** Guided velocity at step i: v = v_u + w (v_c - v_u), both branches in one doubled batch. */
+  async predictVelocity(ctx: BatchContext, latents: Float32Array, i: number): Promise<Float32Array> {
+    const B = ctx.samples.length;
+    const cfg = usesCfg(ctx);
+    const pos = ctx.positive!;
+    const rows = cfg ? 2 * B : B;
+    const timestep = new Float32Array(rows).fill(Math.fround(ctx.sigmas[i] * 1000));
+    let hidden = latents;
+    let text = pos.promptEmbeds.data;
+    let pooled = pos.pooledPromptEmbeds.data;
+    if (cfg) {
+      const neg = ctx.negative!;
+      hidden = doubled(latents, latents);
+      text = doubled(text, neg.promptEmbeds.data);
+      pooled = doubled(pooled, neg.pooledPromptEmbeds.data);
+    }
+    const [, L, D] = pos.promptEmbeds.shape;
+    const out = await this.deps.model.components.transformer.run(
+      {
+        hidden_states: f32([rows, ...ctx.latentShape], hidden),
+        encoder_hidden_states: f32([rows, L, D], text),
+        pooled_projections: f32([rows, pos.pooledPromptEmbeds.shape[1]], pooled),
+        timestep: f32([rows], timestep),
+      },
+      ctx.weights.transformer!,
+    );
+    const v = out.out_hidden_states.data as Float32Array;
+    if (!cfg) return v;
+    const n = latents.length;
+    const w = Math.fround(ctx.params.guidanceScale);
+    const guided = new Float32Array(n);
+    for (let k = 0; k < n; k++) {
+      const vu = v[n + k];
+      guided[k] = vu + Math.fround(w * Math.fround(v[k] - vu));
+    }
+    return guided;
+  }
+
+  /** The scheduler step: the first plugin that answers wins; Euler is core's fallback. */
+  step(step: StepContext): StepResult {
+    const result = this.deps.hooks.schedulerStep.call(step);
+    if (!result) throw new Error('no scheduler answered the step (core Euler fallback missing)');
+    return result;
+  }
+
+  async decode(ctx: BatchContext, latents: F32Tensor): Promise<HostTensor> {
+    const image = await this.deps.hooks.decode.promise(latents, ctx);
+    if (!image) throw new Error('no decoder answered (core fallback missing)');
+    return image;
+  }
+
+  /** The batch's rollout: images, final latents, prompt embeddings and what plugins added. */
+  collect(ctx: BatchContext, latents: F32Tensor, images: HostTensor): RolloutData {
+    const batch: Record<string, HostTensor> = {
+      responses: toUint8Image(images),
+      latents_clean: latents,
+      prompt_embeds: ctx.positive!.promptEmbeds,
+      pooled_prompt_embeds: ctx.positive!.pooledPromptEmbeds,
+      ...ctx.outputs,
+    };
+    batch.negative_prompt_embeds = ctx.negative!.promptEmbeds;
+    batch.negative_pooled_prompt_embeds = ctx.negative!.pooledPromptEmbeds;
+    const nonTensorBatch: Record<string, unknown[]> = {
+      prompt: ctx.samples.map((s) => s.prompt),
+      negative_prompt: ctx.samples.map((s) => s.negativePrompt),
+      seed: ctx.samples.map((s) => s.seed),
+      ...ctx.perSample,
+    };
+    const metaInfo: Record<string, unknown> = {
+      sigmas: Array.from(ctx.sigmas),
+      steps: ctx.params.steps,
+      guidance_scale: ctx.params.guidanceScale,
+      height: ctx.params.height,
+      width: ctx.params.width,
+      sde_type: 'ode',
+      noise_level: 0,
+      pipeline: (this.constructor as typeof TextToImagePipeline).pipelineName,
+      model: this.deps.model.source.origin,
+      weights_version: this.deps.model.weights.version,
+      ...ctx.meta,
+    };
+    return { batch, nonTensorBatch, metaInfo };
+  }
+
+  private async embed(ctx: BatchContext, prompts: readonly string[]): Promise<PromptEmbeddings> {
+    const { model, promptCache } = this.deps;
+    const encoderWeights = ctx.weights.text_encoder!;
+    const { maxLength } = model.tokenizer;
+    // Entries are gathered locally first: inserting fresh ones may evict cached ones.
+    const found = new Map<string, { embeds: Float32Array; pooled: Float32Array }>();
+    const missing: string[] = [];
+    for (const p of new Set(prompts)) {
+      const hit = promptCache.get(p, encoderWeights);
+      if (hit) found.set(p, hit);
+      else missing.push(p);
+    }
+    if (missing.length) {
+      const ids = new BigInt64Array(missing.length * maxLength);
+      missing.forEach((p, k) => ids.set(model.tokenizer.encode(p), k * maxLength));
+      const out = await model.components.text_encoder.run({ input_ids: tensor('I64', [missing.length, maxLength], ids) }, encoderWeights);
+      const hidden = out.last_hidden_state.data as Float32Array;
+      const pooled = out.pooler_output.data as Float32Array;
+      const perH = hidden.length / missing.length;
+      const perP = pooled.length / missing.length;
+      missing.forEach((p, k) => {
+        const entry = { embeds: hidden.slice(k * perH, (k + 1) * perH), pooled: pooled.slice(k * perP, (k + 1) * perP) };
+        found.set(p, entry);
+        promptCache.set(p, encoderWeights, entry);
+      });
+    }
+    const lookup = (p: string) => found.get(p)!;
+    const first = lookup(prompts[0]);
+    const L = maxLength;
+    const D = first.embeds.length / L;
+    const P = first.pooled.length;
+    const embeds = new Float32Array(prompts.length * L * D);
+    const pooled = new Float32Array(prompts.length * P);
+    prompts.forEach((p, b) => {
+      const e = lookup(p);
+      embeds.set(e.embeds, b * L * D);
+      pooled.set(e.pooled, b * P);
+    });
+    return { promptEmbeds: f32([prompts.length, L, D], embeds), pooledPromptEmbeds: f32([prompts.length, P], pooled) };
+  }
+}
+
+export function usesCfg(ctx: BatchContext): boolean {
+  return ctx.params.guidanceScale > 1;
+}
+
+function doubled(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Images in [-1, 1] (float) to uint8 [0, 255], rounding half up. */
+export function toUint8Image(images: HostTensor): HostTensor {
+  const src = images.data as Float32Array;
+  const out = new Uint8Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const v = (Math.min(1, Math.max(-1, src[i])) + 1) * 127.5;
+    out[i] = Math.floor(v + 0.5);
+  }
+  return tensor('U8', images.shape, out);
+}

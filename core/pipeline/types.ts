@@ -1,0 +1,82 @@
+// The data one batch carries through the pipeline, shared by the hooks.
+import type { GenerateRequest } from '../protocol.ts';
+import type { HostTensor } from '../tensors/tensor.ts';
+import type { WeightSet } from '../model/weights.ts';
+
+/** One sample of a request, after expansion of numOutputsPerPrompt. */
+export interface SampleSpec {
+  requestIndex: number;
+  /** Index of the sample inside its request (0..numOutputsPerPrompt-1). */
+  outputIndex: number;
+  prompt: string;
+  negativePrompt: string;
+  seed: number;
+  request: GenerateRequest;
+}
+
+export interface SamplingParams {
+  height: number;
+  width: number;
+  steps: number;
+  guidanceScale: number;
+}
+
+/** Gaussian noise by sample and step; the default draws it from each sample's own seed. */
+export interface NoiseSource {
+  readonly name: string;
+  /** Fills `out` with the initial latent noise of sample `b` of the batch. */
+  initial(b: number, out: Float32Array): void;
+  /** Fills `out` with the noise of sample `b` at denoising step `step`. */
+  step(b: number, step: number, out: Float32Array): void;
+}
+
+export interface PromptEmbeddings {
+  /** [B, L, D] */
+  promptEmbeds: HostTensor & { data: Float32Array };
+  /** [B, P] */
+  pooledPromptEmbeds: HostTensor & { data: Float32Array };
+}
+
+export interface BatchContext {
+  readonly samples: readonly SampleSpec[];
+  readonly params: SamplingParams;
+  /** N + 1 sigmas, terminal 0 included. */
+  readonly sigmas: Float32Array;
+  /** [C, h, w] of one sample's latents. */
+  readonly latentShape: readonly [number, number, number];
+  noise: NoiseSource;
+  /** Weights each component runs with for this batch (LoRA may swap them). */
+  weights: WeightSet;
+  positive?: PromptEmbeddings;
+  /** Embeddings of the negative prompt (the unconditional branch under CFG). */
+  negative?: PromptEmbeddings;
+  /** Extra batch-first tensors plugins add to the rollout (all_latents, log-probs, ...). */
+  readonly outputs: Record<string, HostTensor>;
+  /** Run data plugins add to the rollout's meta_info. */
+  readonly meta: Record<string, unknown>;
+  /** Per-sample data plugins add to non_tensor_batch. */
+  readonly perSample: Record<string, unknown[]>;
+  /** Abort signal: sleep({ mode: 'abort' }) and close() set it. */
+  readonly signal: AbortSignal;
+}
+
+export interface StepContext {
+  readonly batch: BatchContext;
+  /** Step index i in 0..steps-1: from sigmas[i] to sigmas[i+1]. */
+  readonly index: number;
+  readonly sigma: number;
+  readonly sigmaNext: number;
+  /** Latents at sigma, [B, C, h, w] flattened. Not to be mutated. */
+  readonly latents: Float32Array;
+  /** Guided velocity at sigma, [B, C, h, w] flattened. */
+  readonly velocity: Float32Array;
+}
+
+export interface StepResult {
+  /** Latents at sigmaNext. */
+  latents: Float32Array;
+  /** Per-sample log-probability of the step (SDE samplers), [B]. */
+  logProbs?: Float32Array;
+  /** Mean of the transition (scoring needs it). */
+  mean?: Float32Array;
+}

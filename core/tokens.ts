@@ -1,0 +1,36 @@
+// Typed DI tokens: a symbol branded with the type it resolves to, so that
+// `container.resolve(TOKEN)` is typed (bare symbol tokens lose their type).
+import type { DependencyContainer } from 'tsyringe';
+
+export type Token<T> = symbol & { readonly __type?: T };
+
+export function token<T>(description: string): Token<T> {
+  return Symbol(description) as Token<T>;
+}
+
+export function resolve<T>(container: DependencyContainer, t: Token<T>): T {
+  return container.resolve<T>(t);
+}
+
+export function registerValue<T>(container: DependencyContainer, t: Token<T>, value: T): void {
+  container.register<T>(t, { useValue: value });
+}
+
+// ---- the worker's tokens ----
+import type { WorkerConfig } from './config/schema.ts';
+import type { WorkerHooks } from './hooks.ts';
+import type { WorkerEvents } from './events.ts';
+import type { PromptCache } from './pipeline/prompt-cache.ts';
+import type { WeightStore } from './model/weights.ts';
+import type { DiffusionModelRunner } from './model-runner/diffusion-model-runner.ts';
+import type { DiffusionWorker } from './worker/diffusion-worker.ts';
+
+export const TOKENS = {
+  config: token<WorkerConfig>('WorkerConfig'),
+  hooks: token<WorkerHooks>('WorkerHooks'),
+  events: token<WorkerEvents>('WorkerEvents'),
+  promptCache: token<PromptCache>('PromptCache'),
+  weights: token<WeightStore>('WeightStore'),
+  runner: token<DiffusionModelRunner>('DiffusionModelRunner'),
+  worker: token<DiffusionWorker>('DiffusionWorker'),
+} as const;

@@ -1,0 +1,133 @@
+// DiffusionWorker: owns the device choice, the loaded model (sessions + weights) and the runner.
+// Disposing it (container.dispose()) releases every ONNX Runtime session.
+import { inject, injectable } from 'tsyringe';
+import { TOKENS } from '../tokens.ts';
+import type { WorkerConfig } from '../config/schema.ts';
+import type { WorkerHooks } from '../hooks.ts';
+import type { WorkerEvents, WorkerState } from '../events.ts';
+import { COMPONENT_NAMES, type ComponentName } from '../model/manifest.ts';
+import { OnnxComponent } from '../model/onnx-component.ts';
+import { sessionOptions } from '../model/execution-provider.ts';
+import { WordTokenizer } from '../model/tokenizer.ts';
+import type { LoadedModel } from '../model/loaded-model.ts';
+import type { WeightSet, WeightStore } from '../model/weights.ts';
+import type { DiffusionModelRunner } from '../model-runner/diffusion-model-runner.ts';
+import type { GenerateRequest, RolloutData } from '../protocol.ts';
+import { resolve as resolvePath } from 'node:path';
+
+@injectable()
+export class DiffusionWorker {
+  private loaded: LoadedModel | undefined;
+  private readonly formats = new Set<string>(['onnx']);
+  private status: WorkerState = 'loading';
+  private readonly inFlight = new Set<{ promise: Promise<unknown>; abort: AbortController }>();
+
+  constructor(
+    @inject(TOKENS.config) readonly config: WorkerConfig,
+    @inject(TOKENS.hooks) private readonly hooks: WorkerHooks,
+    @inject(TOKENS.events) private readonly events: WorkerEvents,
+    @inject(TOKENS.weights) readonly weights: WeightStore,
+    @inject(TOKENS.runner) readonly runner: DiffusionModelRunner,
+  ) {}
+
+  get model(): LoadedModel {
+    if (!this.loaded) throw new Error('no model is loaded');
+    return this.loaded;
+  }
+
+  get state(): WorkerState {
+    return this.status;
+  }
+
+  setState(state: WorkerState, detail?: string): void {
+    this.status = state;
+    this.events.emit('state', { state, detail });
+  }
+
+  registerLoadFormat(format: string): void {
+    this.formats.add(format);
+  }
+
+  /** Loads the model through the loader that answers config.loadFormat, and opens sessions. */
+  async loadModel(): Promise<LoadedModel> {
+    const { loadFormat, loadOptions, device, threads } = this.config;
+    const model = this.config.model ? resolvePath(this.config.baseDir ?? '.', this.config.model) : '';
+    const source = await this.hooks.loadModel.promise({ format: loadFormat, model, options: loadOptions });
+    if (!source) throw new Error(`unknown loadFormat '${loadFormat}' (known: ${[...this.formats].join(', ')})`);
+    const options = sessionOptions(device, threads);
+    const components: Partial<Record<ComponentName, OnnxComponent>> = {};
+    const weights: WeightSet = {};
+    for (const name of COMPONENT_NAMES) {
+      const c = source.components[name];
+      if (!c) continue;
+      components[name] = new OnnxComponent(name, c.graph, device, options);
+      weights[name] = c.weights;
+    }
+    this.weights.install(weights);
+    this.loaded = {
+      spec: source.spec,
+      tokenizer: new WordTokenizer(source.tokenizer),
+      components: components as LoadedModel['components'],
+      weights: this.weights,
+      source,
+    };
+    try {
+      await this.openSessions();
+      for (const [name, c] of Object.entries(components)) c.checkWeights(weights[name as ComponentName]!);
+    } catch (e) {
+      await this.releaseSessions();
+      throw e;
+    }
+    this.weights.onChange((changed) => {
+      if (changed.includes('text_encoder')) this.runner.promptCache.clear();
+    });
+    this.runner.attach(this.loaded);
+    await this.hooks.afterLoadModel.promise(source);
+    this.setState('ready');
+    return this.loaded;
+  }
+
+  async execute(requests: readonly GenerateRequest[]): Promise<RolloutData> {
+    if (this.status === 'closed') throw new Error('the worker is closed');
+    const abort = new AbortController();
+    const promise = this.runner.execute(requests, abort.signal);
+    const entry = { promise, abort };
+    this.inFlight.add(entry);
+    try {
+      return await promise;
+    } finally {
+      this.inFlight.delete(entry);
+    }
+  }
+
+  /** Waits for the rollouts in flight, or aborts them first. */
+  async drain(mode: 'wait' | 'abort'): Promise<number> {
+    const entries = [...this.inFlight];
+    if (mode === 'abort') for (const e of entries) e.abort.abort(new Error('aborted by sleep'));
+    await Promise.allSettled(entries.map((e) => e.promise));
+    return entries.length;
+  }
+
+  get componentsList(): OnnxComponent[] {
+    return Object.values(this.loaded?.components ?? {});
+  }
+
+  async openSessions(): Promise<void> {
+    for (const c of this.componentsList) await c.open();
+  }
+
+  /** Releases every session; returns how many were open. */
+  async releaseSessions(): Promise<number> {
+    let n = 0;
+    for (const c of this.componentsList) if (await c.release()) n++;
+    return n;
+  }
+
+  /** tsyringe calls this on container.dispose(). */
+  async dispose(): Promise<void> {
+    if (this.status === 'closed') return;
+    await this.drain('abort');
+    await this.releaseSessions();
+    this.setState('closed');
+  }
+}

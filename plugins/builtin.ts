@@ -1,0 +1,7 @@
+// The built-in plugins by name: what a config's plugin list may name. Core imports none of
+// them; the package entry hands this registry to the worker.
+import type { PluginRegistry } from '../core/plugin.ts';
+
+export const BUILTIN_PLUGINS: PluginRegistry = {
+  'dummy-loader': async () => (await import('./dummy-loader/index.ts')).default,
+};

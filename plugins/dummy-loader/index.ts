@@ -1,0 +1,88 @@
+// plugins/dummy-loader: loadFormat 'dummy' builds a runnable model of a given small architecture
+// with seeded random weights and no files, for unit tests of pipelines and plugins.
+import { describeZodError } from '../../core/model/manifest.ts';
+import type { ModelSpec, TokenizerSpec, ComponentName } from '../../core/model/manifest.ts';
+import type { ModelSource } from '../../core/model/source.ts';
+import type { WeightMap } from '../../core/model/weights.ts';
+import type { PluginFactory } from '../../core/plugin.ts';
+import { fillGaussian } from '../../core/pipeline/seeded-noise.ts';
+import { f32, type HostTensor } from '../../core/tensors/tensor.ts';
+import { decoderGraph, dummyArchSchema, textEncoderGraph, transformerGraph, type DummyArch, type ParamShapes } from './architecture.ts';
+
+export const PLUGIN_NAME = 'dummy-loader';
+
+const WORDS = ('a an the of on at in with and red green blue yellow purple orange white black gray pink ' +
+  'circle square triangle star cross heart small large big tiny top bottom left right center middle ' +
+  'background cat dog house tree car sky sea mountain flower photo painting of picture').split(' ');
+
+export function dummyTokenizer(maxLength: number): TokenizerSpec {
+  const vocab: Record<string, number> = { '<pad>': 0, '<unk>': 1, '<bos>': 2 };
+  for (const w of WORDS) if (!(w in vocab)) vocab[w] = Object.keys(vocab).length;
+  return { type: 'word-level', lowercase: true, maxLength, padId: 0, unkId: 1, bosId: 2, vocab };
+}
+
+/** Seeded N(0, 1/fan_in) weights, biases N(0, 0.01); each parameter its own stream. */
+function seededWeights(params: ParamShapes, seed: number, salt: number): WeightMap {
+  const map = new Map<string, HostTensor>();
+  let k = 0;
+  for (const [name, shape] of params) {
+    const t = f32(shape);
+    fillGaussian(seed, salt * 10_000 + k++, t.data);
+    const fanIn = shape.length > 1 ? shape.slice(1).reduce((a, b) => a * b, 1) : 100;
+    const std = name.endsWith('.bias') ? 0.01 : 1 / Math.sqrt(fanIn);
+    for (let i = 0; i < t.data.length; i++) t.data[i] *= std;
+    map.set(name, t);
+  }
+  return map;
+}
+
+export function buildDummyModel(arch: DummyArch): ModelSource {
+  if (arch.height % arch.downscale || arch.width % arch.downscale) {
+    throw new Error(`dummy model: height and width must be multiples of downscale ${arch.downscale}`);
+  }
+  const tokenizer = dummyTokenizer(arch.maxLength);
+  const vocab = Object.keys(tokenizer.vocab).length;
+  const graphs: Partial<Record<ComponentName, { graph: Uint8Array; params: ParamShapes }>> = {
+    text_encoder: textEncoderGraph(arch, vocab),
+    transformer: transformerGraph(arch),
+  };
+  if (arch.downscale > 1) graphs.decoder = decoderGraph(arch);
+  const weightsOf = () => Object.fromEntries(
+    Object.entries(graphs).map(([n, g], i) => [n, seededWeights(g.params, arch.seed, i + 1)]),
+  ) as Record<ComponentName, WeightMap>;
+  const weights = weightsOf();
+  const spec: ModelSpec = {
+    format: 'omni-worker-model/1',
+    name: `dummy-${arch.seed}`,
+    tokenizer: '(built in)',
+    components: {
+      text_encoder: { graph: '(built in)' },
+      transformer: { graph: '(built in)' },
+      ...(graphs.decoder ? { decoder: { graph: '(built in)' } } : {}),
+    },
+    image: { height: arch.height, width: arch.width },
+    latent: { channels: arch.channels, downscale: arch.downscale },
+    text: { maxLength: arch.maxLength, hiddenSize: arch.textDim, pooledSize: arch.textDim },
+    scheduler: { shift: 3 },
+    defaults: { steps: 4, guidanceScale: 4.5 },
+  };
+  const components = Object.fromEntries(
+    Object.entries(graphs).map(([n, g]) => [n, { graph: g.graph, weights: weights[n as ComponentName] }]),
+  ) as ModelSource['components'];
+  return { spec, tokenizer, components, origin: `dummy:${JSON.stringify(arch)}`, reloadWeights: async () => weightsOf() };
+}
+
+const dummyLoader: PluginFactory = () => ({
+  name: PLUGIN_NAME,
+  apply(api) {
+    api.registerLoadFormat('dummy');
+    api.hooks.loadModel.tapPromise(PLUGIN_NAME, async (req) => {
+      if (req.format !== 'dummy') return undefined;
+      const parsed = dummyArchSchema.safeParse(req.options);
+      if (!parsed.success) throw new Error(`invalid loadOptions for the dummy model: ${describeZodError(parsed.error)}`);
+      return buildDummyModel(parsed.data);
+    });
+  },
+});
+
+export default dummyLoader;
