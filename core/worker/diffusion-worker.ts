@@ -54,6 +54,9 @@ export class DiffusionWorker {
     const model = this.config.model ? resolvePath(this.config.baseDir ?? '.', this.config.model) : '';
     const source = await this.hooks.loadModel.promise({ format: loadFormat, model, options: loadOptions });
     if (!source) throw new Error(`unknown loadFormat '${loadFormat}' (known: ${[...this.formats].join(', ')})`);
+    if (!source.components.decoder && source.spec.latent.channels !== 3) {
+      throw new Error(`model ${source.origin} has no decoder, so its latents are pixels and need 3 channels, not ${source.spec.latent.channels}`);
+    }
     const options = sessionOptions(device, threads);
     const components: Partial<Record<ComponentName, OnnxComponent>> = {};
     const weights: WeightSet = {};

@@ -10,7 +10,7 @@ export const dummyArchSchema = z.object({
   width: z.number().int().positive().default(16),
   channels: z.number().int().positive().default(4),
   /** > 1 adds a decoder that upsamples latents by this factor. */
-  downscale: z.number().int().positive().default(1),
+  downscale: z.number().int().positive().default(2),
   hidden: z.number().int().positive().default(32),
   layers: z.number().int().positive().default(2),
   textDim: z.number().int().positive().default(16),

@@ -1,0 +1,49 @@
+// The inference thread: builds the WorkerWrapperBase and serves calls. ONNX Runtime's run
+// blocks this thread, never the caller's.
+import { parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { WorkerWrapperBase } from '../worker-wrapper/worker-wrapper-base.ts';
+import { WORKER_EVENT_NAMES } from '../events.ts';
+import type { WorkerConfig } from '../config/schema.ts';
+import type { PluginRegistry } from '../plugin.ts';
+import { serializeError, transferables, type FromThread, type ToThread } from './protocol.ts';
+
+const port = parentPort!;
+const { config, registryModule, registryExport } = workerData as { config: WorkerConfig; registryModule?: string; registryExport?: string };
+const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+let wrapper: WorkerWrapperBase;
+try {
+  const registry = registryModule
+    ? ((await import(pathToFileURL(registryModule).href)) as Record<string, PluginRegistry>)[registryExport ?? 'default']
+    : {};
+  wrapper = await WorkerWrapperBase.create(config, { registry });
+} catch (e) {
+  post({ kind: 'failed', error: serializeError(e) });
+  process.exit(0);
+}
+
+for (const name of WORKER_EVENT_NAMES) wrapper.events.on(name, (payload: unknown) => post({ kind: 'event', name, payload }));
+
+port.on('message', async (m: ToThread) => {
+  if (m.kind === 'close') {
+    try {
+      await wrapper.close();
+      post({ kind: 'result', id: m.id, ok: true, value: null });
+    } catch (e) {
+      post({ kind: 'result', id: m.id, ok: false, error: serializeError(e) });
+    }
+    port.close();
+    return;
+  }
+  try {
+    const value = await wrapper.executeMethod(m.method, ...m.args);
+    // A rollout's tensors are built fresh per call, so they move instead of being copied.
+    // Other methods may return state the worker keeps: those are copied.
+    post({ kind: 'result', id: m.id, ok: true, value }, m.method === 'generate' ? transferables(value) : []);
+  } catch (e) {
+    post({ kind: 'result', id: m.id, ok: false, error: serializeError(e) });
+  }
+});
+
+post({ kind: 'ready', methods: wrapper.methods.names() });

@@ -1,0 +1,20 @@
+// What plugins, extension classes and users may import from core.
+export type { WorkerPlugin, PluginApi, PluginFactory, PluginRegistry, RpcMethod } from './plugin.ts';
+export { createWorkerHooks, tapOptions, CORE_FALLBACK_STAGE, type WorkerHooks, type SleepReport, type TapOrder } from './hooks.ts';
+export { WorkerEvents, type WorkerEventMap, type WorkerState } from './events.ts';
+export { TOKENS, token, type Token } from './tokens.ts';
+export type { WorkerConfig, WorkerConfigInput } from './config/schema.ts';
+export { parseConfig, loadConfigFile, resolveConfig, ConfigError } from './config/load-config.ts';
+export type { GenerateRequest, RolloutData } from './protocol.ts';
+export type { BatchContext, StepContext, StepResult, SampleSpec, SamplingParams, NoiseSource, PromptEmbeddings } from './pipeline/types.ts';
+export { TextToImagePipeline, usesCfg, toUint8Image, type PipelineDeps } from './pipeline/text-to-image.ts';
+export { flowMatchSigmas, eulerStep } from './scheduler/flow-match.ts';
+export { fillGaussian, seededNoise } from './pipeline/seeded-noise.ts';
+export { WorkerWrapperBase, type ExtensionContext } from './worker-wrapper/worker-wrapper-base.ts';
+export { DiffusionWorker } from './worker/diffusion-worker.ts';
+export { DiffusionModelRunner, type PipelineClass } from './model-runner/diffusion-model-runner.ts';
+export type { ModelSource, ComponentSource, LoadRequest } from './model/source.ts';
+export type { ModelSpec, TokenizerSpec, ComponentName } from './model/manifest.ts';
+export { WeightStore, weightBytes, type WeightMap, type WeightSet } from './model/weights.ts';
+export * from './tensors/tensor.ts';
+export * from './tensors/safetensors.ts';

@@ -1,0 +1,54 @@
+// omni-worker's public API: createWorker(config) -> generate / executeMethod / collectiveRpc / close.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolveConfig } from './core/config/load-config.ts';
+import type { WorkerConfig, WorkerConfigInput } from './core/config/schema.ts';
+import { InlineExecutor, ThreadExecutor, type Executor, type RegistryRef } from './core/executor/executor.ts';
+import type { WorkerEvents } from './core/events.ts';
+import type { GenerateRequest, RolloutData } from './core/protocol.ts';
+import { BUILTIN_PLUGINS } from './plugins/builtin.ts';
+
+export * from './core/public.ts';
+export { BUILTIN_PLUGINS };
+
+/** The embedded default model, shipped in the repository. */
+export const EMBEDDED_MODEL_DIR = fileURLToPath(new URL('./models/shapes-dit', import.meta.url));
+
+const BUILTIN_REF: RegistryRef = {
+  module: fileURLToPath(new URL('./plugins/builtin.ts', import.meta.url)),
+  export: 'BUILTIN_PLUGINS',
+  registry: BUILTIN_PLUGINS,
+};
+
+export interface OmniWorker {
+  readonly config: WorkerConfig;
+  /** Notifications (per-step progress, batch and request done, state changes). */
+  readonly events: WorkerEvents;
+  generate(requests: GenerateRequest[]): Promise<RolloutData>;
+  executeMethod(name: string, ...args: unknown[]): Promise<unknown>;
+  /** Calls `name` on every worker; one result per worker (one worker for now). */
+  collectiveRpc(name: string, args?: unknown[]): Promise<unknown[]>;
+  close(): Promise<void>;
+}
+
+/** With no model named, the embedded model; before it exists, the dummy model. */
+export function withDefaultModel(config: WorkerConfig): WorkerConfig {
+  if (config.model || config.loadFormat !== 'onnx') return config;
+  if (existsSync(`${EMBEDDED_MODEL_DIR}/model.json`)) return { ...config, model: EMBEDDED_MODEL_DIR };
+  return { ...config, loadFormat: 'dummy' };
+}
+
+export async function createWorker(config?: WorkerConfigInput | WorkerConfig | string): Promise<OmniWorker> {
+  const resolved = withDefaultModel(resolveConfig(config));
+  const executor: Executor = resolved.executor === 'inline'
+    ? await InlineExecutor.start(resolved, BUILTIN_REF)
+    : await ThreadExecutor.start(resolved, BUILTIN_REF);
+  return {
+    config: resolved,
+    events: executor.events,
+    generate: (requests) => executor.call('generate', [requests]) as Promise<RolloutData>,
+    executeMethod: (name, ...args) => executor.call(name, args),
+    collectiveRpc: async (name, args = []) => [await executor.call(name, args)],
+    close: () => executor.close(),
+  };
+}
