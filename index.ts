@@ -7,6 +7,7 @@ import { InlineExecutor, ThreadExecutor, type Executor, type RegistryRef } from 
 import type { WorkerEvents } from './core/events.ts';
 import type { GenerateRequest, RolloutData } from './core/protocol.ts';
 import { BUILTIN_PLUGINS } from './plugins/builtin.ts';
+import { RolloutBatch } from './core/rollout/rollout-batch.ts';
 
 export * from './core/public.ts';
 export { BUILTIN_PLUGINS };
@@ -24,7 +25,8 @@ export interface OmniWorker {
   readonly config: WorkerConfig;
   /** Notifications (per-step progress, batch and request done, state changes). */
   readonly events: WorkerEvents;
-  generate(requests: GenerateRequest[]): Promise<RolloutData>;
+  /** One rollout for all requests, samples in request order. */
+  generate(requests: GenerateRequest[]): Promise<RolloutBatch>;
   executeMethod(name: string, ...args: unknown[]): Promise<unknown>;
   /** Calls `name` on every worker; one result per worker (one worker for now). */
   collectiveRpc(name: string, args?: unknown[]): Promise<unknown[]>;
@@ -46,7 +48,7 @@ export async function createWorker(config?: WorkerConfigInput | WorkerConfig | s
   return {
     config: resolved,
     events: executor.events,
-    generate: (requests) => executor.call('generate', [requests]) as Promise<RolloutData>,
+    generate: async (requests) => new RolloutBatch((await executor.call('generate', [requests])) as RolloutData),
     executeMethod: (name, ...args) => executor.call(name, args),
     collectiveRpc: async (name, args = []) => [await executor.call(name, args)],
     close: () => executor.close(),

@@ -18,3 +18,4 @@ export type { ModelSpec, TokenizerSpec, ComponentName } from './model/manifest.t
 export { WeightStore, weightBytes, type WeightMap, type WeightSet } from './model/weights.ts';
 export * from './tensors/tensor.ts';
 export * from './tensors/safetensors.ts';
+export { RolloutBatch } from './rollout/rollout-batch.ts';

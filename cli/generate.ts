@@ -1,0 +1,73 @@
+// `omni-worker generate`: images from a prompt, plus the rollout as rollout.safetensors.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Listr } from 'listr2';
+import { createWorker, type OmniWorker } from '../index.ts';
+import { loadConfigFile } from '../core/config/load-config.ts';
+import { gridPng, imagePng } from '../core/image/png.ts';
+import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
+import type { GenerateRequest } from '../core/protocol.ts';
+
+export interface GenerateOptions {
+  prompt: string;
+  numImages: number;
+  steps?: number;
+  guidance?: number;
+  seed: number;
+  out: string;
+  config?: string;
+  negativePrompt?: string;
+}
+
+/** Runs the rollout with a progress bar on a terminal, plain lines otherwise. */
+async function runWithProgress(worker: OmniWorker, request: GenerateRequest, tty: boolean): Promise<RolloutBatch> {
+  if (!tty) {
+    worker.events.on('step', (s) => console.log(`step ${s.step}/${s.steps} (batch of ${s.batchSize})`));
+    return worker.generate([request]);
+  }
+  let result: RolloutBatch | undefined;
+  await new Listr([{
+    title: `Generating ${request.numOutputsPerPrompt} image(s) for "${request.prompt}"`,
+    task: async (_, task) => {
+      const width = 30;
+      worker.events.on('step', (s) => {
+        const done = Math.round((width * s.step) / s.steps);
+        task.output = `[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${s.step}/${s.steps}`;
+      });
+      result = await worker.generate([request]);
+    },
+  }], { rendererOptions: { collapseSubtasks: false } }).run();
+  return result!;
+}
+
+export async function generateCommand(opts: GenerateOptions): Promise<string[]> {
+  const config = opts.config ? loadConfigFile(opts.config) : undefined;
+  const worker = await createWorker(config);
+  try {
+    const request: GenerateRequest = {
+      prompt: opts.prompt,
+      numOutputsPerPrompt: opts.numImages,
+      seed: opts.seed,
+      ...(opts.negativePrompt !== undefined ? { negativePrompt: opts.negativePrompt } : {}),
+      ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
+      ...(opts.guidance !== undefined ? { guidanceScale: opts.guidance } : {}),
+    };
+    const rollout = await runWithProgress(worker, request, Boolean(process.stdout.isTTY));
+    await mkdir(opts.out, { recursive: true });
+    const written: string[] = [];
+    const images = rollout.batch.responses;
+    for (let b = 0; b < images.shape[0]; b++) {
+      const path = join(opts.out, `image-${String(b).padStart(3, '0')}-seed${rollout.nonTensorBatch.seed[b]}.png`);
+      await writeFile(path, imagePng(images, b));
+      written.push(path);
+    }
+    const grid = join(opts.out, 'grid.png');
+    await writeFile(grid, gridPng(images, { zoom: images.shape[2] < 128 ? 4 : 1 }));
+    const rolloutPath = join(opts.out, 'rollout.safetensors');
+    await rollout.save(rolloutPath);
+    written.push(grid, rolloutPath);
+    return written;
+  } finally {
+    await worker.close();
+  }
+}
