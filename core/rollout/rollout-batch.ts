@@ -197,7 +197,7 @@ export class RolloutBatch {
   /**
    * safetensors bytes: tensors under their own names; `__metadata__` holds `non_tensor_batch` and
    * `meta_info` as JSON strings. Values must survive JSON exactly (no NaN, undefined, BigInt, class
-   * instances, typed arrays); the offending key is named otherwise.
+   * instances, typed arrays); the offending key is named otherwise. -0 is written as 0.
    */
   toSafetensors(): Uint8Array {
     return serializeSafetensors(this.batch, this.jsonMetadata());

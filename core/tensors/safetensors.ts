@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { DTYPE_ARRAY, DTYPE_BYTES, numel, tensorBytes, type DType, type HostTensor } from './tensor.ts';
 
+export { fromFloat32, toFloat32 } from './dtype-convert.ts'; // weight loaders widen F16/BF16 through these
+
 export const DEFAULT_MAX_HEADER_BYTES = 100_000_000; // the reference implementation's cap
 
 export class SafetensorsError extends Error {
