@@ -6,7 +6,7 @@ import type { WorkerEvents } from '../events.ts';
 import type { LoadedModel } from '../model/loaded-model.ts';
 import type { RolloutData } from '../protocol.ts';
 import { f32, tensor, type HostTensor } from '../tensors/tensor.ts';
-import type { PromptCache } from './prompt-cache.ts';
+import type { CachedPrompt, PromptCache } from './prompt-cache.ts';
 import type { BatchContext, PromptEmbeddings, StepContext, StepResult } from './types.ts';
 
 export interface PipelineDeps {
@@ -54,8 +54,11 @@ export class TextToImagePipeline {
    * the same keys and a trainer can rescore with guidance.
    */
   async encodePrompts(ctx: BatchContext): Promise<void> {
-    ctx.positive = await this.embed(ctx, ctx.samples.map((s) => s.prompt));
-    ctx.negative = await this.embed(ctx, ctx.samples.map((s) => s.negativePrompt));
+    const positive = ctx.samples.map((s) => s.prompt);
+    const negative = ctx.samples.map((s) => s.negativePrompt);
+    const found = await this.lookupOrEncode(ctx, [...positive, ...negative]);
+    ctx.positive = this.gather(found, positive);
+    ctx.negative = this.gather(found, negative);
   }
 
   /** Initial noise from the noise source, through the prepareLatents hook. */
@@ -150,12 +153,13 @@ export class TextToImagePipeline {
     return { batch, nonTensorBatch, metaInfo };
   }
 
-  private async embed(ctx: BatchContext, prompts: readonly string[]): Promise<PromptEmbeddings> {
+  /** Embeddings of each distinct prompt: cache hits, the rest in one text-encoder run. */
+  private async lookupOrEncode(ctx: BatchContext, prompts: readonly string[]): Promise<Map<string, CachedPrompt>> {
     const { model, promptCache } = this.deps;
     const encoderWeights = ctx.weights.text_encoder!;
     const { maxLength } = model.tokenizer;
     // Entries are gathered locally first: inserting fresh ones may evict cached ones.
-    const found = new Map<string, { embeds: Float32Array; pooled: Float32Array }>();
+    const found = new Map<string, CachedPrompt>();
     const missing: string[] = [];
     for (const p of new Set(prompts)) {
       const hit = promptCache.get(p, encoderWeights);
@@ -176,15 +180,19 @@ export class TextToImagePipeline {
         promptCache.set(p, encoderWeights, entry);
       });
     }
-    const lookup = (p: string) => found.get(p)!;
-    const first = lookup(prompts[0]);
-    const L = maxLength;
+    return found;
+  }
+
+  /** Batch-first [B, L, D] and [B, P] tensors for `prompts`, one row each. */
+  private gather(found: Map<string, CachedPrompt>, prompts: readonly string[]): PromptEmbeddings {
+    const L = this.deps.model.tokenizer.maxLength;
+    const first = found.get(prompts[0])!;
     const D = first.embeds.length / L;
     const P = first.pooled.length;
     const embeds = new Float32Array(prompts.length * L * D);
     const pooled = new Float32Array(prompts.length * P);
     prompts.forEach((p, b) => {
-      const e = lookup(p);
+      const e = found.get(p)!;
       embeds.set(e.embeds, b * L * D);
       pooled.set(e.pooled, b * P);
     });

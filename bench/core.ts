@@ -1,0 +1,90 @@
+// Issue 2's figures: images/s at batch 1, 4, 16 through the full worker (worker thread) against a
+// bare loop of ONNX Runtime run calls over the same graphs and batch, in the same process,
+// interleaved; and the caller's event-loop delay during a rollout.
+//   node bin/run-ts.js bench/core.ts [--device cpu|cuda] [--reps 5]
+import * as ort from 'onnxruntime-node';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { createWorker, withDefaultModel } from '../index.ts';
+import { resolveConfig } from '../core/config/load-config.ts';
+import { loadModelFolder } from '../core/model/folder-loader.ts';
+import { buildDummyModel } from '../plugins/dummy-loader/index.ts';
+import { dummyArchSchema } from '../plugins/dummy-loader/architecture.ts';
+import { toOrt } from '../core/model/onnx-component.ts';
+import { sessionOptions, type DeviceName } from '../core/model/execution-provider.ts';
+import { DATA_INPUTS, type ComponentName } from '../core/model/manifest.ts';
+import type { ModelSource } from '../core/model/source.ts';
+import { median, timeIt, writeResults } from './support.ts';
+
+const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, reps: { type: 'string', default: '5' }, threads: { type: 'string' } } });
+const device = args.device as DeviceName;
+const reps = Number(args.reps);
+const threads = args.threads ? Number(args.threads) : undefined;
+const config = withDefaultModel(resolveConfig({ device, threads, maxBatchSize: 16, promptCacheSize: 0 }));
+const source: ModelSource = config.loadFormat === 'dummy'
+  ? buildDummyModel(dummyArchSchema.parse(config.loadOptions))
+  : await loadModelFolder(config.model!);
+const { spec } = source;
+const steps = spec.defaults.steps;
+const guidance = spec.defaults.guidanceScale;
+
+/** The bare loop: text encoder (prompt + negative), `steps` doubled-batch transformer runs, decoder. */
+async function bareLoop(batch: number): Promise<() => Promise<void>> {
+  const sessions: Partial<Record<ComponentName, ort.InferenceSession>> = {};
+  const weightFeeds: Partial<Record<ComponentName, Record<string, ort.Tensor>>> = {};
+  for (const [name, c] of Object.entries(source.components) as [ComponentName, ModelSource['components']['transformer']][]) {
+    const s = await ort.InferenceSession.create(c.graph, sessionOptions(device, threads));
+    sessions[name] = s;
+    const data = new Set(DATA_INPUTS[name]);
+    weightFeeds[name] = Object.fromEntries(s.inputNames.filter((n) => !data.has(n)).map((n) => [n, toOrt(c.weights.get(n)!)]));
+  }
+  const L = spec.text.maxLength, D = spec.text.hiddenSize, P = spec.text.pooledSize;
+  const C = spec.latent.channels, h = spec.image.height / spec.latent.downscale, w = spec.image.width / spec.latent.downscale;
+  const rows = guidance > 1 ? 2 * batch : batch;
+  const ids = new ort.Tensor('int64', new BigInt64Array(2 * L).fill(1n), [2, L]);
+  const x = new ort.Tensor('float32', new Float32Array(rows * C * h * w).fill(0.1), [rows, C, h, w]);
+  const feeds = {
+    hidden_states: x,
+    encoder_hidden_states: new ort.Tensor('float32', new Float32Array(rows * L * D).fill(0.1), [rows, L, D]),
+    pooled_projections: new ort.Tensor('float32', new Float32Array(rows * P).fill(0.1), [rows, P]),
+    timestep: new ort.Tensor('float32', new Float32Array(rows).fill(500), [rows]),
+    ...weightFeeds.transformer,
+  };
+  const latent = new ort.Tensor('float32', new Float32Array(batch * C * h * w), [batch, C, h, w]);
+  return async () => {
+    await sessions.text_encoder!.run({ input_ids: ids, ...weightFeeds.text_encoder });
+    for (let i = 0; i < steps; i++) await sessions.transformer!.run(feeds);
+    if (sessions.decoder) await sessions.decoder.run({ latent_sample: latent, ...weightFeeds.decoder });
+  };
+}
+
+const worker = await createWorker(config);
+const results: Record<string, unknown>[] = [];
+let seed = 0;
+for (const batch of [1, 4, 16]) {
+  const bare = await bareLoop(batch);
+  const request = () => [{ prompt: 'a red circle at the top left on a white background', numOutputsPerPrompt: batch, seed: (seed += batch) }];
+  await worker.generate(request()); // warm-up
+  await bare();
+  const tw: number[] = [], tb: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    tw.push(await timeIt(() => worker.generate(request())));
+    tb.push(await timeIt(bare));
+  }
+  const workerIps = batch / median(tw), bareIps = batch / median(tb);
+  results.push({ batch, steps, guidance, workerImagesPerSec: +workerIps.toFixed(2), bareLoopImagesPerSec: +bareIps.toFixed(2), ratio: +(workerIps / bareIps).toFixed(3) });
+  console.log(results.at(-1));
+}
+
+// Event-loop delay on the caller's thread while the worker thread runs batch-16 rollouts.
+const h = monitorEventLoopDelay({ resolution: 1 });
+h.enable();
+const ticker = setInterval(() => {}, 5); // keeps the loop busy with timers, like a server would
+for (let r = 0; r < reps; r++) await worker.generate([{ prompt: 'a blue square', numOutputsPerPrompt: 16, seed: r }]);
+clearInterval(ticker);
+h.disable();
+const delay = { p50Ms: +(h.percentile(50) / 1e6).toFixed(2), p99Ms: +(h.percentile(99) / 1e6).toFixed(2), maxMs: +(h.max / 1e6).toFixed(2) };
+console.log('event-loop delay during rollouts', delay);
+await worker.close();
+const path = writeResults(`core-${device}`, { model: source.origin.split('/').slice(-1)[0], device, threads: threads ?? 'ort default', throughput: results, eventLoopDelay: delay });
+console.log(`wrote ${path}`);
