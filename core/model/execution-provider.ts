@@ -7,6 +7,7 @@ export function sessionOptions(device: DeviceName, threads: number | undefined):
   const options: InferenceSession.SessionOptions = {
     executionProviders: [device],
     graphOptimizationLevel: 'all',
+    logSeverityLevel: 3, // errors only: ORT's warnings about graph rewrites are noise to users
   };
   if (threads !== undefined) {
     options.intraOpNumThreads = threads;
