@@ -13,8 +13,11 @@ export function flowMatchSigmas({ steps, shift, sigmaMin }: ScheduleOptions): Fl
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
   const lo = sigmaMin ?? 1 / steps;
   const sigmas = new Float32Array(steps + 1);
+  // numpy.linspace's arithmetic (step = (stop - start) / (n - 1), last value exactly stop), so
+  // that the float32 sigmas match a Python reference bit for bit.
+  const step = steps === 1 ? 0 : (lo - 1) / (steps - 1);
   for (let i = 0; i < steps; i++) {
-    const s = steps === 1 ? 1 : 1 + ((lo - 1) * i) / (steps - 1);
+    const s = steps > 1 && i === steps - 1 ? lo : i * step + 1;
     sigmas[i] = (shift * s) / (1 + (shift - 1) * s);
   }
   sigmas[steps] = 0;
