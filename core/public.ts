@@ -15,7 +15,7 @@ export { DiffusionWorker } from './worker/diffusion-worker.ts';
 export { DiffusionModelRunner, type PipelineClass } from './model-runner/diffusion-model-runner.ts';
 export type { ModelSource, ComponentSource, LoadRequest } from './model/source.ts';
 export type { ModelSpec, TokenizerSpec, ComponentName } from './model/manifest.ts';
-export { WeightStore, weightBytes, type WeightMap, type WeightSet } from './model/weights.ts';
+export { WeightStore, weightBytes, type WeightMap, type WeightSet, type ParameterInfo } from './model/weights.ts';
 export * from './tensors/tensor.ts';
 export * from './tensors/safetensors.ts';
 export { RolloutBatch } from './rollout/rollout-batch.ts';

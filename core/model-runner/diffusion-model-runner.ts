@@ -75,7 +75,8 @@ export class DiffusionModelRunner {
       noise: seededNoise(samples.map((s) => s.seed)),
       weights: model.weights.set,
       outputs: {},
-      meta: {},
+      // The version this batch runs with: an update committed while it runs must not relabel it.
+      meta: { weights_version: model.weights.version },
       perSample: {},
       signal,
     };

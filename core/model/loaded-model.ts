@@ -13,5 +13,6 @@ export interface LoadedModel {
     readonly transformer: OnnxComponent;
   };
   readonly weights: WeightStore;
+  /** Origin, graphs and reloadWeights; its weight maps are empty (the store holds the weights). */
   readonly source: ModelSource;
 }

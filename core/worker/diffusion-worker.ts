@@ -10,6 +10,7 @@ import { OnnxComponent } from '../model/onnx-component.ts';
 import { sessionOptions } from '../model/execution-provider.ts';
 import { WordTokenizer } from '../model/tokenizer.ts';
 import type { LoadedModel } from '../model/loaded-model.ts';
+import type { ComponentSource, ModelSource } from '../model/source.ts';
 import type { WeightSet, WeightStore } from '../model/weights.ts';
 import type { DiffusionModelRunner } from '../model-runner/diffusion-model-runner.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
@@ -72,7 +73,9 @@ export class DiffusionWorker {
       tokenizer: new WordTokenizer(source.tokenizer),
       components: components as LoadedModel['components'],
       weights: this.weights,
-      source,
+      // The store owns the weights from here on: the kept source holds graphs and reloadWeights,
+      // not maps that would pin the first version in memory after an update or a deep sleep.
+      source: { ...source, components: graphsOnly(source.components) },
     };
     try {
       await this.openSessions();
@@ -133,4 +136,10 @@ export class DiffusionWorker {
     await this.releaseSessions();
     this.setState('closed');
   }
+}
+
+function graphsOnly(components: ModelSource['components']): ModelSource['components'] {
+  const out: Partial<Record<ComponentName, ComponentSource>> = {};
+  for (const [name, c] of Object.entries(components)) if (c) out[name as ComponentName] = { graph: c.graph, weights: new Map() };
+  return out as ModelSource['components'];
 }
