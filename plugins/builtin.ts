@@ -4,4 +4,6 @@ import type { PluginRegistry } from '../core/plugin.ts';
 
 export const BUILTIN_PLUGINS: PluginRegistry = {
   'dummy-loader': async () => (await import('./dummy-loader/index.ts')).default,
+  'sde-scheduler': async () => (await import('./sde-scheduler/index.ts')).default,
+  'latent-capture': async () => (await import('./latent-capture/index.ts')).default,
 };

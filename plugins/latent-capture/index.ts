@@ -1,0 +1,47 @@
+// plugins/latent-capture: request option `capture: { latents?, timesteps?, logProbs?, promptEmbeds? }`
+// adds all_latents, all_timesteps and rollout_log_probs to the rollout (only what is asked), and
+// drops the prompt embeddings when promptEmbeds is false. Recorded steps follow the sde-scheduler
+// plugin's windows; without it (or without a window) every step is recorded.
+import { tapOptions } from '../../core/hooks.ts';
+import type { PluginFactory } from '../../core/plugin.ts';
+import type { BatchContext } from '../../core/pipeline/types.ts';
+import { getSdePlan } from '../sde-scheduler/plan.ts';
+import { parseCaptureOptions, type CaptureOptions } from './options.ts';
+import { TrajectoryRecorder } from './recorder.ts';
+
+export const PLUGIN_NAME = 'latent-capture';
+const EMBEDDING_KEYS = ['prompt_embeds', 'pooled_prompt_embeds', 'negative_prompt_embeds', 'negative_pooled_prompt_embeds'];
+
+const latentCapture: PluginFactory = () => {
+  const recorders = new WeakMap<BatchContext, TrajectoryRecorder>();
+  const options = new WeakMap<BatchContext, CaptureOptions>();
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      // 'post': after the SDE plugin has planned the batch's windows.
+      hooks.beforeExecute.tap(tapOptions(PLUGIN_NAME, 'post'), (ctx) => {
+        const first = ctx.samples[0];
+        if (first.request.capture === undefined) return;
+        const o = parseCaptureOptions(first.request.capture, first.requestIndex);
+        const plan = getSdePlan(ctx);
+        if (o.logProbs && !plan?.logProbs) {
+          const why = plan && plan.type !== 'ode' ? 'sde.logProbs is false' : "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }";
+          throw new Error(`request ${first.requestIndex}: capture.logProbs needs per-step log-probs, but ${why}`);
+        }
+        options.set(ctx, o);
+        if (o.latents || o.timesteps || o.logProbs) {
+          recorders.set(ctx, new TrajectoryRecorder(ctx, o, plan ?? { windowSize: ctx.params.steps, starts: null }));
+        }
+      });
+      hooks.afterStep.tap(PLUGIN_NAME, (step, result) => recorders.get(step.batch)?.afterStep(step, result));
+      hooks.afterExecute.tap(PLUGIN_NAME, (rollout, ctx) => {
+        if (options.get(ctx)?.promptEmbeds !== false) return rollout;
+        const batch = { ...rollout.batch };
+        for (const key of EMBEDDING_KEYS) delete batch[key];
+        return { ...rollout, batch };
+      });
+    },
+  };
+};
+
+export default latentCapture;

@@ -1,0 +1,51 @@
+// plugins/sde-scheduler: stochastic steps with log-probs for RL rollouts (RL-MATH.md).
+// Request option `sde: { type: 'ode' | 'sde' | 'cps', noiseLevel?, window?: { size, range? },
+// windowStarts?, logProbs? }`; RPC `computeLogProbs(args)` rescoring a stored trajectory.
+// Without the option (or without this plugin) core's Euler step runs.
+import type { PluginFactory } from '../../core/plugin.ts';
+import type { BatchContext } from '../../core/pipeline/types.ts';
+import type { GenerateRequest } from '../../core/protocol.ts';
+import { sdeBatchStep } from './batch-step.ts';
+import { getSdePlan, parseSdeOptions, planBatch, setSdePlan, type SdeOptions } from './plan.ts';
+import { computeLogProbs } from './scoring.ts';
+
+export const PLUGIN_NAME = 'sde-scheduler';
+export { getSdePlan, inWindow, type SdePlan } from './plan.ts';
+export { scoreArgsFromRollout } from './score-args.ts';
+export type { ScoreArgs, ScoreResult } from './scoring.ts';
+
+/** Validates each request of the batch (windowStarts is per request), then plans the batch. */
+function plan(ctx: BatchContext): void {
+  if (ctx.samples[0].request.sde === undefined) return;
+  const seen = new Set<GenerateRequest>();
+  let options: SdeOptions | undefined;
+  for (const s of ctx.samples) {
+    if (seen.has(s.request)) continue;
+    seen.add(s.request);
+    options = parseSdeOptions(s.request.sde, s.request, s.requestIndex, ctx.params.steps);
+  }
+  const p = planBatch(ctx.samples, options!, ctx.params.steps);
+  setSdePlan(ctx, p);
+  // Everything a trainer needs to recompute the log-probs goes with the rollout.
+  ctx.meta.sde_type = p.type;
+  ctx.meta.noise_level = p.noiseLevel;
+  if (p.starts) {
+    ctx.meta.sde_window_size = p.windowSize;
+    ctx.meta.sde_window_range = p.windowRange;
+    ctx.perSample.sde_window_start = Array.from(p.starts);
+  }
+}
+
+const sdeScheduler: PluginFactory = () => ({
+  name: PLUGIN_NAME,
+  apply({ hooks, worker, registerMethod }) {
+    hooks.beforeExecute.tap(PLUGIN_NAME, plan);
+    hooks.schedulerStep.tap(PLUGIN_NAME, (step) => {
+      const p = getSdePlan(step.batch);
+      return p && sdeBatchStep(step, p);
+    });
+    registerMethod('computeLogProbs', (args: unknown) => computeLogProbs(worker, hooks, args));
+  },
+});
+
+export default sdeScheduler;
