@@ -66,10 +66,11 @@ export function buildDummyModel(arch: DummyArch): ModelSource {
     scheduler: { shift: 3 },
     defaults: { steps: 4, guidanceScale: 4.5 },
   };
-  const components = Object.fromEntries(
-    Object.entries(graphs).map(([n, g]) => [n, { graph: g.graph, weights: weights[n as ComponentName] }]),
-  ) as ModelSource['components'];
-  return { spec, tokenizer, components, origin: `dummy:${JSON.stringify(arch)}`, reloadWeights: async () => weightsOf() };
+  // A loop, not a closure: a closure naming `weights` would share this scope's context with
+  // reloadWeights and so pin the first weights for the worker's life (a level-2 sleep frees nothing).
+  const components: Partial<Record<ComponentName, { graph: Uint8Array; weights: WeightMap }>> = {};
+  for (const [n, g] of Object.entries(graphs)) components[n as ComponentName] = { graph: g.graph, weights: weights[n as ComponentName] };
+  return { spec, tokenizer, components: components as ModelSource['components'], origin: `dummy:${JSON.stringify(arch)}`, reloadWeights: async () => weightsOf() };
 }
 
 const dummyLoader: PluginFactory = () => ({
