@@ -1,0 +1,203 @@
+// plugins/sleep-mode: give memory back between rollouts (the trainer's turn) and take it again.
+//   sleep({ level: 1 | 2 = 1, mode: 'wait' | 'abort' = 'wait' })
+//     level 1 releases the inference sessions (device memory); weights stay in host memory.
+//     level 2 drops the weights too; they come back by wakeUp(['weights']) (a reload from the
+//     checkpoint) or by loadWeights of full state dicts.
+//   wakeUp({ tags }) or wakeUp(tags): 'sessions' ('kv_cache' is an alias), 'weights'; all when absent.
+//   sleepState()
+// Readiness is derived from what is held (sessions open, every component's weights present), so
+// any order of partial wakes and weight loads ends awake once everything is back. Out of order:
+// sleep when what the level releases is already released, and wakeUp when awake, are no-ops
+// (freedBytes 0, restored []); a call while a sleep is in progress is an error.
+import { z } from 'zod';
+import { tapOptions, type SleepReport } from '../../core/hooks.ts';
+import { describeZodError } from '../../core/model/manifest.ts';
+import { weightBytes, type WeightMap } from '../../core/model/weights.ts';
+import type { PluginApi, PluginFactory } from '../../core/plugin.ts';
+import { measureDevice, measureHost, type HostMemory } from './memory.ts';
+
+export const PLUGIN_NAME = 'sleep-mode';
+
+const optionsSchema = z.object({
+  /** Also measure device memory through nvidia-smi (CUDA benchmarks). */
+  measureDevice: z.boolean().default(false),
+}).strict();
+
+const sleepArgs = z.object({
+  level: z.union([z.literal(1), z.literal(2)]).default(1),
+  mode: z.enum(['wait', 'abort']).default('wait'),
+}).strict();
+
+const TAGS = { sessions: 'sessions', kv_cache: 'sessions', weights: 'weights' } as const;
+type Tag = (typeof TAGS)[keyof typeof TAGS];
+
+export interface SleepResult {
+  level: 1 | 2;
+  released: string[];
+  /** Process memory given back to the OS (rss decrease after a full GC), bytes. */
+  freedBytes: number;
+  /** Decreases measured after a full GC (negative: grew). */
+  host: HostMemory;
+  /** Device memory decrease (nvidia-smi), when measured. */
+  deviceFreedBytes?: number;
+  /** Bytes the weights held in host memory before the sleep. */
+  weightsBytes: number;
+  /** What the releasing plugins accounted for (weights dropped, caches cleared). */
+  accountedBytes: number;
+  /** Rollouts awaited or aborted first. */
+  drained: number;
+  seconds: number;
+}
+
+export function createSleepMode(api: PluginApi, options: z.output<typeof optionsSchema>) {
+  const { worker, hooks } = api;
+  const store = worker.weights;
+  let sleeping = false; // a sleep in progress: refuse new rollouts, wakes and other sleeps
+
+  const sessionsOpen = () => worker.componentsList.every((c) => c.isOpen);
+  const missingWeights = () => store.components.filter((c) => !store.get(c));
+  const heldBytes = () => Object.values(store.set).reduce((s, m) => s + weightBytes(m), 0);
+
+  function asleepReason(): string | undefined {
+    if (sleeping) return 'a sleep is in progress';
+    const reasons: string[] = [];
+    if (!sessionsOpen()) reasons.push("its sessions are released (wakeUp({ tags: ['sessions'] }))");
+    const missing = missingWeights();
+    if (missing.length) reasons.push(`the weights of ${missing.join(', ')} are dropped (loadWeights them, or wakeUp({ tags: ['weights'] }))`);
+    return reasons.length ? reasons.join(' and ') : undefined;
+  }
+
+  function markAwakeIfReady(): void {
+    if (worker.state === 'sleeping' && !asleepReason()) worker.setState('ready', 'awake');
+  }
+
+  hooks.beforeExecute.tap(tapOptions(PLUGIN_NAME, 'pre'), () => {
+    const reason = asleepReason();
+    if (reason) throw new Error(`the worker is asleep: ${reason}`);
+  });
+
+  // This plugin's own release runs last, after other plugins let go of what they derived.
+  hooks.sleep.tapPromise(tapOptions(PLUGIN_NAME, 'post'), async (report: SleepReport): Promise<SleepReport> => {
+    const released = [...report.released];
+    if (await worker.releaseSessions()) released.push('sessions');
+    let freed = report.freedBytes;
+    if (report.level >= 2 && missingWeights().length < store.components.length) {
+      freed += store.drop();
+      released.push('weights');
+    }
+    return { ...report, freedBytes: freed, released };
+  });
+
+  hooks.wakeUp.tapPromise(tapOptions(PLUGIN_NAME, 'pre'), async (tags) => {
+    if (tags.includes('weights')) await reloadMissingWeights();
+    if (tags.includes('sessions')) await worker.openSessions();
+  });
+
+  /** Reads the checkpoint again for the components whose weights are gone. */
+  async function reloadMissingWeights(): Promise<void> {
+    const missing = missingWeights();
+    if (!missing.length) return;
+    const reloaded = await worker.model.source.reloadWeights();
+    const update: Record<string, WeightMap> = {};
+    for (const c of missing) {
+      const map = reloaded[c];
+      const params = store.parameters(c)!;
+      const bad = [...params].find(([n, p]) => { const t = map?.get(n); return !t || t.dtype !== p.dtype || t.shape.join() !== p.shape.join(); });
+      if (!map || bad) throw new Error(`wakeUp: the checkpoint's ${c} weights no longer match the model${bad ? ` ('${bad[0]}')` : ''}; load them with loadWeights`);
+      update[c] = map;
+    }
+    store.replace(update);
+  }
+
+  // A weight load can complete a partial wake (wakeUp(['sessions']) then loadWeights).
+  store.onChange(() => { if (!sleeping) markAwakeIfReady(); });
+
+  async function sleep(args: unknown = {}): Promise<SleepResult> {
+    const parsed = sleepArgs.safeParse(args ?? {});
+    if (!parsed.success) throw new Error(`sleep: ${describeZodError(parsed.error)} (expected { level: 1 | 2, mode: 'wait' | 'abort' })`);
+    const { level, mode } = parsed.data;
+    if (sleeping) throw new Error('sleep: a sleep is already in progress');
+    sleeping = true;
+    try {
+      worker.setState('sleeping', `level ${level}`);
+      const drained = await worker.drain(mode);
+      const weightsBytes = heldBytes();
+      const host0 = await measureHost();
+      const device0 = options.measureDevice ? await measureDevice() : undefined;
+      const t0 = performance.now();
+      const report = await hooks.sleep.promise({ level, freedBytes: 0, released: [] });
+      const seconds = (performance.now() - t0) / 1000;
+      const host1 = await measureHost();
+      const device1 = options.measureDevice ? await measureDevice() : undefined;
+      const host = { rss: host0.rss - host1.rss, external: host0.external - host1.external, arrayBuffers: host0.arrayBuffers - host1.arrayBuffers };
+      return {
+        level,
+        released: report.released,
+        freedBytes: Math.max(0, host.rss),
+        host,
+        ...(device0 !== undefined && device1 !== undefined ? { deviceFreedBytes: device0 - device1 } : {}),
+        weightsBytes,
+        accountedBytes: report.freedBytes,
+        drained,
+        seconds,
+      };
+    } finally {
+      sleeping = false;
+      markAwakeIfReady(); // a no-op sleep (nothing left to release) leaves the worker serving
+    }
+  }
+
+  async function wakeUp(arg?: unknown): Promise<{ restored: Tag[]; awake: boolean; weightsVersion: number; seconds: number; asleep?: string }> {
+    if (sleeping) throw new Error('wakeUp: a sleep is in progress; wait for it to return');
+    const tags = parseTags(arg);
+    const t0 = performance.now();
+    const before = { sessions: sessionsOpen(), weights: missingWeights().length === 0 };
+    await hooks.wakeUp.promise(tags);
+    const restored = tags.filter((t) => !before[t] && (t === 'sessions' ? sessionsOpen() : missingWeights().length === 0));
+    markAwakeIfReady();
+    const asleep = asleepReason();
+    return { restored, awake: !asleep, weightsVersion: store.version, seconds: (performance.now() - t0) / 1000, ...(asleep ? { asleep } : {}) };
+  }
+
+  function sleepState() {
+    const missing = missingWeights();
+    return {
+      asleep: asleepReason() !== undefined,
+      level: missing.length ? 2 : sessionsOpen() ? 0 : 1,
+      sessionsOpen: sessionsOpen(),
+      weightsMissing: missing,
+      weightsBytes: heldBytes(),
+      weightsVersion: store.version,
+    };
+  }
+
+  return { sleep, wakeUp, sleepState };
+}
+
+/** wakeUp(['weights']), wakeUp({ tags: [...] }), or wakeUp() for everything. */
+function parseTags(arg: unknown): Tag[] {
+  const raw = Array.isArray(arg) ? arg : arg === undefined || arg === null ? undefined : (arg as { tags?: unknown }).tags;
+  if (raw === undefined || raw === null) return ['weights', 'sessions'];
+  if (!Array.isArray(raw) || raw.length === 0) throw new Error('wakeUp: tags must be a non-empty array (omit them to wake everything)');
+  const tags = new Set<Tag>();
+  for (const t of raw) {
+    if (typeof t !== 'string' || !Object.hasOwn(TAGS, t)) throw new Error(`wakeUp: unknown tag ${JSON.stringify(t)} (known: ${Object.keys(TAGS).join(', ')})`);
+    tags.add(TAGS[t as keyof typeof TAGS]);
+  }
+  // Weights before sessions: sessions are only useful with weights to run.
+  return (['weights', 'sessions'] as const).filter((t) => tags.has(t));
+}
+
+const sleepMode: PluginFactory = (options) => ({
+  name: PLUGIN_NAME,
+  apply(api) {
+    const parsed = optionsSchema.safeParse(options);
+    if (!parsed.success) throw new Error(`invalid options for plugin ${PLUGIN_NAME}: ${describeZodError(parsed.error)}`);
+    const s = createSleepMode(api, parsed.data);
+    api.registerMethod('sleep', s.sleep);
+    api.registerMethod('wakeUp', s.wakeUp);
+    api.registerMethod('sleepState', s.sleepState);
+  },
+});
+
+export default sleepMode;

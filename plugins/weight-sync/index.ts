@@ -1,0 +1,82 @@
+// plugins/weight-sync: weights from a trainer by PyTorch parameter name (docs/weight-lifecycle.md).
+//   loadWeights({ component = 'transformer', source, bucket = false })
+//   finishWeightUpdate()   commits every staged bucket at once (one version bump)
+//   abortWeightUpdate()    drops the staged buckets
+// A bad update (unknown name, wrong shape, unsupported dtype, malformed file) is an error and
+// changes nothing; staged buckets stay until finishWeightUpdate or abortWeightUpdate.
+import { COMPONENT_NAMES, type ComponentName } from '../../core/model/manifest.ts';
+import type { PluginFactory } from '../../core/plugin.ts';
+import type { WeightStore } from '../../core/model/weights.ts';
+import { checkAndConvert } from './convert.ts';
+import { readWeightSource } from './read-source.ts';
+import { buildMaps, WeightStaging } from './staging.ts';
+
+export const PLUGIN_NAME = 'weight-sync';
+
+export interface LoadWeightsArgs {
+  /** 'transformer' by default. */
+  component?: ComponentName;
+  /** A .safetensors path, .safetensors bytes, or named tensors { dtype, shape, data }. */
+  source: unknown;
+  /** Stage this bucket; finishWeightUpdate commits all staged buckets together. */
+  bucket?: boolean;
+}
+
+export interface LoadWeightsResult {
+  /** The version now serving (unchanged by a staged bucket). */
+  weightsVersion: number;
+  component: ComponentName;
+  tensors: number;
+  bytes: number;
+  staged: boolean;
+  /** Tensors waiting for finishWeightUpdate, all components. */
+  stagedTensors: number;
+}
+
+function componentOf(store: WeightStore, value: unknown): ComponentName {
+  const component = value ?? 'transformer';
+  if (typeof component !== 'string' || !(COMPONENT_NAMES as readonly string[]).includes(component)) {
+    throw new Error(`loadWeights: unknown component ${JSON.stringify(component)} (known: ${COMPONENT_NAMES.join(', ')})`);
+  }
+  if (!store.parameters(component as ComponentName)) {
+    throw new Error(`loadWeights: this model has no ${component} (it has: ${store.components.join(', ')})`);
+  }
+  return component as ComponentName;
+}
+
+const weightSync: PluginFactory = () => ({
+  name: PLUGIN_NAME,
+  apply(api) {
+    const store = api.worker.weights;
+    const staging = new WeightStaging();
+
+    api.registerMethod('loadWeights', async (args: LoadWeightsArgs, options: { bucket?: boolean } = {}): Promise<LoadWeightsResult> => {
+      if (args === null || typeof args !== 'object') throw new Error('loadWeights needs { component?, source, bucket? }');
+      const component = componentOf(store, args.component);
+      const bucket = Boolean(args.bucket ?? options?.bucket);
+      const read = await readWeightSource(args.source);
+      const update = checkAndConvert(component, store.parameters(component)!, read);
+      let bytes = 0;
+      for (const t of update.values()) bytes += t.data.byteLength;
+      if (bucket) {
+        staging.stage(component, update);
+      } else {
+        store.replace(buildMaps(store, new Map([[component, update]])));
+      }
+      return { weightsVersion: store.version, component, tensors: update.size, bytes, staged: bucket, stagedTensors: staging.size };
+    });
+
+    api.registerMethod('finishWeightUpdate', () => {
+      const committed = staging.summary();
+      const tensors = staging.size;
+      // Nothing staged: a no-op that reports the version serving (not an error, so a trainer may
+      // call it unconditionally at the end of each update).
+      const weightsVersion = tensors ? staging.commit(store) : store.version;
+      return { weightsVersion, committed, tensors };
+    });
+
+    api.registerMethod('abortWeightUpdate', () => ({ dropped: staging.clear(), weightsVersion: store.version }));
+  },
+});
+
+export default weightSync;
