@@ -25,6 +25,17 @@ function fromOrt(t: ort.Tensor): HostTensor {
   return { dtype, shape: [...t.dims], data: t.data as HostTensor['data'] };
 }
 
+function twoCopies(t: HostTensor): HostTensor {
+  const data = new (t.data.constructor as new (n: number) => HostTensor['data'])(2 * t.data.length);
+  data.set(t.data as never);
+  data.set(t.data as never, t.data.length);
+  return { dtype: t.dtype, shape: [2, ...t.shape.slice(1)], data };
+}
+
+function firstRow(t: HostTensor): HostTensor {
+  return { dtype: t.dtype, shape: [1, ...t.shape.slice(1)], data: t.data.slice(0, t.data.length / t.shape[0]) };
+}
+
 export class OnnxComponent {
   private session: ort.InferenceSession | undefined;
   private paramNames: readonly string[] = [];
@@ -69,11 +80,14 @@ export class OnnxComponent {
 
   async run(data: Record<string, HostTensor>, weights: WeightMap): Promise<Record<string, HostTensor>> {
     if (!this.session) throw new Error(`${this.name}: the session is released (the worker is asleep); call wakeUp first`);
+    // ONNX Runtime's CPU kernels take other paths for a batch of one (reductions, batched MatMul),
+    // so a row's result would depend on its batch size: a lone row runs as two copies, the first kept.
+    const lone = Object.values(data).every((t) => t.shape[0] === 1);
     const feeds: Record<string, ort.Tensor> = { ...this.weightFeeds(weights) };
-    for (const [k, v] of Object.entries(data)) feeds[k] = toOrt(v);
+    for (const [k, v] of Object.entries(data)) feeds[k] = toOrt(lone ? twoCopies(v) : v);
     const out = await this.session.run(feeds);
     const result: Record<string, HostTensor> = {};
-    for (const [k, v] of Object.entries(out)) result[k] = fromOrt(v);
+    for (const [k, v] of Object.entries(out)) result[k] = lone ? firstRow(fromOrt(v)) : fromOrt(v);
     return result;
   }
 
