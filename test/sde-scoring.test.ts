@@ -1,0 +1,97 @@
+// Scoring mode: computeLogProbs on a stored trajectory gives back the rollout's own log-probs
+// (on-policy ratio exp(new - old) == 1), and reacts to anything that changes the policy's view.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RolloutData } from '../core/protocol.ts';
+import { f32, type HostTensor } from '../core/tensors/tensor.ts';
+import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
+import { createWorker } from '../index.ts';
+import { scoreArgsFromRollout, type ScoreArgs, type ScoreResult } from '../plugins/sde-scheduler/index.ts';
+import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
+
+const CAPTURE = { latents: true, timesteps: true, logProbs: true };
+
+function maxRatioError(a: HostTensor, b: HostTensor): number {
+  let m = 0;
+  for (let k = 0; k < a.data.length; k++) m = Math.max(m, Math.abs(Math.exp((a.data[k] as number) - (b.data[k] as number)) - 1));
+  return m;
+}
+
+describe('computeLogProbs (scoring mode)', () => {
+  let w: WorkerWrapperBase;
+  beforeAll(async () => { w = await inlineWorker({ maxBatchSize: 16 }); });
+  afterAll(async () => { await w.close(); });
+  const generate = async (reqs: unknown[]) => (await w.executeMethod('generate', reqs)) as RolloutData;
+  const score = async (args: ScoreArgs) => (await w.executeMethod('computeLogProbs', args)) as ScoreResult;
+
+  const cases: [string, Record<string, unknown>][] = [
+    ['sde with CFG, every step', { guidanceScale: 4.5, steps: 6, sde: { type: 'sde' } }],
+    ['cps without CFG', { guidanceScale: 1, steps: 5, sde: { type: 'cps', noiseLevel: 0.8 } }],
+    ['sde with CFG in per-sample windows', { guidanceScale: 4.5, steps: 8, sde: { type: 'sde', window: { size: 2, range: [0, 6] } } }],
+  ];
+  for (const [name, opts] of cases) {
+    it(`gives ratio 1 on the rollout's own trajectory: ${name}`, async () => {
+      const r = await generate([
+        { prompt: 'a red circle', numOutputsPerPrompt: 3, seed: 24, capture: CAPTURE, ...opts },
+        { prompt: 'a blue square', negativePrompt: 'a cat', seeds: [7, 8], capture: CAPTURE, ...opts },
+      ]);
+      const s = await score(scoreArgsFromRollout(r));
+      expect(s.logProbs.shape).toEqual(r.batch.rollout_log_probs.shape);
+      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+      const starts = r.nonTensorBatch.sde_window_start as number[] | undefined;
+      if (starts) expect(s.stepIndices.map((idx) => idx[0])).toEqual(starts);
+    });
+  }
+
+  it('locates window steps from all_timesteps alone', async () => {
+    const r = await generate([{ prompt: 'a green star', numOutputsPerPrompt: 4, seed: 24, steps: 8, capture: CAPTURE, sde: { type: 'sde', window: { size: 3, range: [0, 8] } } }]);
+    const { windowStarts, ...args } = scoreArgsFromRollout(r);
+    const s = await score(args);
+    expect(s.stepIndices.map((idx) => idx[0])).toEqual(windowStarts);
+    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('sees a changed trajectory or guidance: only the affected steps move', async () => {
+    const r = await generate([{ prompt: 'a red circle', seeds: [1, 2], steps: 5, capture: CAPTURE, sde: { type: 'sde' } }]);
+    const args = scoreArgsFromRollout(r);
+    const lat = Float32Array.from(args.allLatents.data as Float32Array);
+    const per = lat.length / (2 * 6);
+    for (let k = 0; k < per; k++) lat[(0 * 6 + 2) * per + k] += 0.01; // sample 0, latents after step 1
+    const moved = await score({ ...args, allLatents: f32(args.allLatents.shape, lat) });
+    const old = r.batch.rollout_log_probs.data as Float32Array;
+    const changed = Array.from(moved.logProbs.data as Float32Array, (v, k) => v !== old[k]);
+    // Step 1 (as its x_next) and step 2 (as its x) of sample 0; sample 1 untouched.
+    expect(changed).toEqual([false, true, true, false, false, false, false, false, false, false]);
+    const guided = await score({ ...args, guidanceScale: 2 });
+    expect(maxRatioError(guided.logProbs, r.batch.rollout_log_probs)).toBeGreaterThan(1e-3);
+  });
+
+  it('refuses incomplete or inconsistent inputs with the field named, and keeps serving', async () => {
+    const r = await generate([{ prompt: 'x', seeds: [1], steps: 4, capture: CAPTURE, sde: { type: 'sde', window: { size: 2, range: [0, 4] } } }]);
+    const args = scoreArgsFromRollout(r);
+    await expect(w.executeMethod('computeLogProbs', { ...args, negativePromptEmbeds: undefined })).rejects.toThrow('computeLogProbs: negativePromptEmbeds must be a float32 tensor');
+    await expect(w.executeMethod('computeLogProbs', { ...args, sdeType: 'ode' })).rejects.toThrow(/computeLogProbs: sdeType: /);
+    await expect(w.executeMethod('computeLogProbs', { ...args, windowStarts: undefined, allTimesteps: undefined }))
+      .rejects.toThrow('computeLogProbs: allLatents records 2 steps of 4: give windowStarts or allTimesteps to locate them');
+    await expect(w.executeMethod('computeLogProbs', { ...args, windowStarts: undefined, allTimesteps: f32([1, 2], Float32Array.from([999, 1])) }))
+      .rejects.toThrow('computeLogProbs: allTimesteps[0][0] = 999 is no step of the schedule');
+    await expect(w.executeMethod('computeLogProbs', { ...args, windowStarts: [3] })).rejects.toThrow(/allTimesteps\[0\]\[0\] = \d+ disagrees with step 3/);
+    await expect(w.executeMethod('computeLogProbs', { ...args, windowStarts: [3], allTimesteps: undefined })).rejects.toThrow('recorded step 1 would be step 4, past the last of 4 steps');
+    await expect(w.executeMethod('computeLogProbs', { ...args, promptEmbeds: f32([2, 8, 16]) })).rejects.toThrow('computeLogProbs: promptEmbeds has 2 rows for 1 samples');
+    await expect(w.executeMethod('computeLogProbs', { ...args, allLatents: f32([1, 3, 3, 8, 8]) })).rejects.toThrow("allLatents has 3 channels; the model's latents have 4");
+    await expect(w.executeMethod('computeLogProbs', { ...args, requestOptions: { sde: {} } })).rejects.toThrow('requestOptions.sde is not a plugin option');
+    expect(() => scoreArgsFromRollout({ ...r, metaInfo: { ...r.metaInfo, sde_type: 'ode' } })).toThrow("sde_type 'ode' has no log-probs");
+    const s = await score(args);
+    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('works across the thread boundary of createWorker', async () => {
+    const worker = await createWorker({ loadFormat: 'dummy', loadOptions: SMALL_DUMMY, threads: 1 });
+    try {
+      const r = await worker.generate([{ prompt: 'a red circle', numOutputsPerPrompt: 2, seed: 3, steps: 4, capture: CAPTURE, sde: { type: 'cps' } }]);
+      const s = (await worker.executeMethod('computeLogProbs', scoreArgsFromRollout(r))) as ScoreResult;
+      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+    } finally {
+      await worker.close();
+    }
+  });
+});
