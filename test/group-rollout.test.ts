@@ -55,7 +55,7 @@ describe('group rollouts', () => {
     }
   });
 
-  for (const [name, extra] of [['ODE', {}], ['SDE with a window and log-probs', SDE]] as const) {
+  for (const [name, extra] of [['ODE', {}], ['ODE without CFG (one transformer row alone)', { guidanceScale: 1 }], ['SDE with a window and log-probs', SDE]] as const) {
     it(`fixes a sample's ${name} trajectory by its seed, whatever the batch size or composition`, async () => {
       const keys = ['latents_clean', 'responses', ...('capture' in extra ? ['all_latents', 'all_timesteps', 'rollout_log_probs'] : [])];
       const alone = await generate(w16, [{ ...TARGET, ...extra }]);
