@@ -8,4 +8,5 @@ export const BUILTIN_PLUGINS: PluginRegistry = {
   'latent-capture': async () => (await import('./latent-capture/index.ts')).default,
   'weight-sync': async () => (await import('./weight-sync/index.ts')).default,
   'sleep-mode': async () => (await import('./sleep-mode/index.ts')).default,
+  'lora': async () => (await import('./lora/index.ts')).default,
 };

@@ -1,0 +1,101 @@
+// plugins/lora: PEFT LoRA adapters merged into the transformer's weights per batch.
+//   addLora({ name, path } | { name, config, tensors }, pinned?, replace?)  removeLora(name)
+//   listLoras()  pinLora(name)  unpinLora(name)
+//   per request: lora: { name, scale = 1 } (or just the name)
+// Options: roots (folders adapters may be loaded from; none: paths are off), budgetBytes
+// (adapters plus cached merged weights). Requests with different adapters never share a batch
+// (core batches by plugin options), so each batch runs one merged weight map.
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { tapOptions } from '../../core/hooks.ts';
+import { describeZodError } from '../../core/model/manifest.ts';
+import type { PluginFactory } from '../../core/plugin.ts';
+import { buildAdapter } from './adapter.ts';
+import { readAdapterFolder, readAdapterMemory } from './load.ts';
+import { PathAllowlist } from './paths.ts';
+import { parseLoraConfig } from './peft-config.ts';
+import { AdapterRegistry, type AdapterInfo } from './registry.ts';
+
+export const PLUGIN_NAME = 'lora';
+
+const optionsSchema = z.object({
+  roots: z.array(z.string().min(1)).default([]),
+  budgetBytes: z.number().int().positive().default(2 ** 30),
+}).strict();
+
+export interface AddLoraArgs {
+  name: string;
+  /** A PEFT adapter folder under one of the roots ... */
+  path?: string;
+  /** ... or the adapter_config.json fields and the tensors (named, or safetensors bytes). */
+  config?: Record<string, unknown>;
+  tensors?: unknown;
+  pinned?: boolean;
+  /** Replace a loaded adapter of the same name (a trainer's new step). */
+  replace?: boolean;
+}
+
+/** A request's lora option: { name, scale = 1 } or the name alone. */
+export function parseRequestLora(v: unknown): { name: string; scale: number } {
+  if (typeof v === 'string' && v) return { name: v, scale: 1 };
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    const { name, scale = 1, ...rest } = v as Record<string, unknown>;
+    if (typeof name === 'string' && name && typeof scale === 'number' && Number.isFinite(scale) && !Object.keys(rest).length) return { name, scale };
+  }
+  throw new Error(`request lora must be { name: string, scale?: finite number } or an adapter name, got ${JSON.stringify(v)}`);
+}
+
+const lora: PluginFactory = (options, { baseDir }) => {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) throw new Error(`invalid options for plugin ${PLUGIN_NAME}: ${describeZodError(parsed.error)}`);
+  const allow = new PathAllowlist(parsed.data.roots.map((r) => resolve(baseDir, r)));
+  const registry = new AdapterRegistry(parsed.data.budgetBytes);
+  return {
+    name: PLUGIN_NAME,
+    apply(api) {
+      const store = api.worker.weights;
+
+      api.registerMethod('addLora', async (args: AddLoraArgs): Promise<AdapterInfo & { evicted: string[] }> => {
+        if (args === null || typeof args !== 'object') throw new Error('addLora needs { name, path } or { name, config, tensors }');
+        const { name, path, config, tensors, pinned, replace } = args;
+        if (typeof name !== 'string' || !name) throw new Error('addLora: name must be a non-empty string');
+        if ((path === undefined) === (tensors === undefined)) throw new Error(`addLora '${name}': give exactly one of path or tensors`);
+        if (path !== undefined && config !== undefined) throw new Error(`addLora '${name}': with a path, the config is the folder's adapter_config.json`);
+        if (registry.has(name) && !replace) throw new Error(`addLora: an adapter named '${name}' is loaded; removeLora it first or pass replace: true`);
+        const files = path !== undefined ? await readAdapterFolder(allow, path) : readAdapterMemory(config, tensors);
+        const where = `adapter '${name}' (${files.origin})`;
+        const adapter = buildAdapter(name, parseLoraConfig(files.config, where), files.tensors, store.parameters('transformer')!, files.origin);
+        const evicted = registry.add(adapter, { pinned, replace });
+        return { ...registry.list().find((a) => a.name === name)!, evicted };
+      });
+      api.registerMethod('removeLora', (name: string) => { registry.remove(name); return registry.names(); });
+      api.registerMethod('pinLora', (name: string) => { registry.pin(name, true); return true; });
+      api.registerMethod('unpinLora', (name: string) => { registry.pin(name, false); return false; });
+      api.registerMethod('listLoras', () => ({
+        adapters: registry.list(), budgetBytes: registry.budgetBytes, usedBytes: registry.usedBytes, mergedBytes: registry.mergedBytes,
+      }));
+
+      // After sleep-mode's 'pre' check: an asleep worker refuses before any merge.
+      api.hooks.beforeExecute.tap(PLUGIN_NAME, (ctx) => {
+        const option = ctx.samples[0]?.request.lora;
+        if (option === undefined || option === null) return;
+        const { name, scale } = parseRequestLora(option);
+        const base = ctx.weights.transformer;
+        if (!base) throw new Error('lora: the transformer weights are not loaded');
+        const transformer = registry.merged(name, scale, base);
+        ctx.weights = { ...ctx.weights, transformer };
+        ctx.meta.lora = { name, scale };
+      });
+
+      // Merged maps derive from the base weights: a new transformer, or none, makes them stale.
+      store.onChange((changed) => { if (changed.includes('transformer')) registry.clearMerged(); });
+      api.hooks.sleep.tap(tapOptions(PLUGIN_NAME), (report) => {
+        if (report.level < 2 || registry.mergedBytes === 0) return report;
+        const freed = registry.clearMerged();
+        return { ...report, freedBytes: report.freedBytes + freed, released: [...report.released, 'lora merged weights'] };
+      });
+    },
+  };
+};
+
+export default lora;
