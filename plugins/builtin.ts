@@ -6,6 +6,7 @@ export const BUILTIN_PLUGINS: PluginRegistry = {
   'dummy-loader': async () => (await import('./dummy-loader/index.ts')).default,
   'sde-scheduler': async () => (await import('./sde-scheduler/index.ts')).default,
   'latent-capture': async () => (await import('./latent-capture/index.ts')).default,
+  'custom-pipeline': async () => (await import('./custom-pipeline/index.ts')).default,
   'weight-sync': async () => (await import('./weight-sync/index.ts')).default,
   'sleep-mode': async () => (await import('./sleep-mode/index.ts')).default,
   'lora': async () => (await import('./lora/index.ts')).default,

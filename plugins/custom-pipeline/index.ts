@@ -1,0 +1,83 @@
+// plugins/custom-pipeline: runs a user pipeline class (a TextToImagePipeline subclass that may
+// override any stage and add outputs) named in the config, and swaps it at run time:
+// RPC reInitPipeline({ pipelineClass: 'path/to/module.ts#Export' | null, options }). Weights and
+// sessions stay; the old pipeline is disposed. Run-time modules come only from allowlisted roots.
+// Config options: { roots: string[], pipeline?: { module, export, options } }.
+import { resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { z } from 'zod';
+import type { PluginFactory } from '../../core/plugin.ts';
+import { TextToImagePipeline } from '../../core/pipeline/text-to-image.ts';
+import type { PipelineClass } from '../../core/model-runner/diffusion-model-runner.ts';
+import { parseModuleRef } from '../../core/worker-wrapper/module-ref.ts';
+import { describeIssues } from '../sde-scheduler/option-errors.ts';
+import { resolveAllowed, resolveRoots } from './allowlist.ts';
+import { loadPipelineClass } from './load-class.ts';
+
+export const PLUGIN_NAME = 'custom-pipeline';
+
+const optionsSchema = z.object({
+  /** Folders (relative to the config) from which reInitPipeline may load modules. */
+  roots: z.array(z.string().min(1)).default([]),
+  /** The pipeline to start with. */
+  pipeline: z.object({
+    module: z.string().min(1),
+    export: z.string().min(1).default('default'),
+    options: z.record(z.string(), z.unknown()).default({}),
+  }).strict().optional(),
+}).strict();
+
+const reInitSchema = z.object({
+  /** "path/to/module.ts#Export" (relative to the config, inside a root), or null for the built-in pipeline. */
+  pipelineClass: z.string().min(1).nullable(),
+  options: z.record(z.string(), z.unknown()).default({}),
+}).strict();
+
+export interface ReInitResult {
+  /** pipelineName of the new and of the old pipeline. */
+  pipeline: string;
+  previous: string;
+}
+
+const customPipeline: PluginFactory = (rawOptions, { baseDir }) => {
+  const parsed = optionsSchema.safeParse(rawOptions);
+  if (!parsed.success) throw new Error(`plugin ${PLUGIN_NAME}: invalid options: ${describeIssues('', parsed.error)}`);
+  const { roots: rootPaths, pipeline } = parsed.data;
+  return {
+    name: PLUGIN_NAME,
+    async apply({ hooks, worker, registerMethod }) {
+      const roots = resolveRoots(rootPaths, baseDir);
+      // The config's module is trusted as written (the config is); imported now, so a bad one stops the start.
+      let trusted: string[] = [];
+      let initial: PipelineClass | undefined;
+      if (pipeline) {
+        const { path, exportName } = parseModuleRef(pipeline.module, pipeline.export);
+        let real: string;
+        try {
+          real = realpathSync(resolve(baseDir, path));
+        } catch {
+          throw new Error(`plugin ${PLUGIN_NAME}: pipeline.module '${path}' does not exist (resolved against ${baseDir})`);
+        }
+        trusted = [real];
+        initial = await loadPipelineClass(real, exportName);
+      }
+      if (initial) hooks.afterLoadModel.tapPromise(PLUGIN_NAME, async () => { worker.runner.setPipeline(initial!, pipeline!.options); });
+
+      registerMethod('reInitPipeline', async (raw: unknown): Promise<ReInitResult> => {
+        const args = reInitSchema.safeParse(raw);
+        if (!args.success) throw new Error(`reInitPipeline: ${describeIssues('', args.error)}`);
+        let cls: PipelineClass = TextToImagePipeline;
+        if (args.data.pipelineClass !== null) {
+          const { path, exportName } = parseModuleRef(args.data.pipelineClass);
+          cls = await loadPipelineClass(resolveAllowed(path, baseDir, roots, trusted), exportName);
+        }
+        // Rollouts in flight finish on the pipeline they started with.
+        while (await worker.drain('wait') > 0);
+        const previous = worker.runner.setPipeline(cls, args.data.options);
+        return { pipeline: (cls as unknown as typeof TextToImagePipeline).pipelineName, previous };
+      });
+    },
+  };
+};
+
+export default customPipeline;
