@@ -1,6 +1,11 @@
 // Scoring mode: computeLogProbs on a stored trajectory gives back the rollout's own log-probs
 // (on-policy ratio exp(new - old) == 1), and reacts to anything that changes the policy's view.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import { f32, type HostTensor } from '../core/tensors/tensor.ts';
 import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
@@ -82,6 +87,38 @@ describe('computeLogProbs (scoring mode)', () => {
     expect(() => scoreArgsFromRollout({ ...r, metaInfo: { ...r.metaInfo, sde_type: 'ode' } })).toThrow("sde_type 'ode' has no log-probs");
     const s = await score(args);
     expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('recomputes from a saved rollout file alone: everything needed is in its tensors and meta', async () => {
+    const r = await generate([{ prompt: 'a red circle', numOutputsPerPrompt: 3, seed: 24, steps: 8, capture: CAPTURE, sde: { type: 'cps', window: { size: 3, range: [1, 8] } } }]);
+    const dir = mkdtempSync(join(tmpdir(), 'omni-rollout-'));
+    try {
+      const path = join(dir, 'rollout.safetensors');
+      await new RolloutBatch(r).save(path);
+      const loaded = await RolloutBatch.load(path);
+      expect(loaded.metaInfo).toMatchObject({ sde_type: 'cps', noise_level: 0.7, sde_window_size: 3, sde_window_range: [1, 8], guidance_scale: 4.5, weights_version: 0 });
+      expect(loaded.metaInfo.model).toMatch(/^dummy:/);
+      const s = await score(scoreArgsFromRollout(loaded));
+      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+      const python = spawnSync('python3', ['-c', `
+import json, sys
+from safetensors import safe_open
+from safetensors.numpy import load_file
+t = load_file(sys.argv[1])
+with safe_open(sys.argv[1], framework="np") as f:
+    meta = json.loads(f.metadata()["meta_info"]); per = json.loads(f.metadata()["non_tensor_batch"])
+print(json.dumps({"all_latents": list(t["all_latents"].shape), "log_probs": t["rollout_log_probs"].tolist(), "responses": str(t["responses"].dtype),
+                  "sigmas": len(meta["sigmas"]), "starts": per["sde_window_start"]}))
+`, path], { encoding: 'utf8' });
+      if (python.status === 0 || !/No module named/.test(python.stderr)) {
+        expect(python.stderr).toBe('');
+        const seen = JSON.parse(python.stdout);
+        expect(seen).toMatchObject({ all_latents: [3, 4, 4, 8, 8], responses: 'uint8', sigmas: 9, starts: r.nonTensorBatch.sde_window_start });
+        expect(seen.log_probs.flat()).toEqual(Array.from(r.batch.rollout_log_probs.data as Float32Array));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('works across the thread boundary of createWorker', async () => {
