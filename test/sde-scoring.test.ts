@@ -1,7 +1,8 @@
 // Scoring mode: computeLogProbs on a stored trajectory gives back the rollout's own log-probs
 // (on-policy ratio exp(new - old) == 1), and reacts to anything that changes the policy's view.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +122,15 @@ print(json.dumps({"all_latents": list(t["all_latents"].shape), "log_probs": t["r
     }
   });
 
+  it('is refused while the worker sleeps, like a rollout, and works again after waking', async () => {
+    const r = await generate([{ prompt: 'x', seeds: [1], steps: 3, capture: CAPTURE, sde: { type: 'sde' } }]);
+    await w.executeMethod('sleep', { level: 1 });
+    await expect(w.executeMethod('computeLogProbs', scoreArgsFromRollout(r))).rejects.toThrow(/the worker is asleep/);
+    await w.executeMethod('wakeUp');
+    const s = await score(scoreArgsFromRollout(r));
+    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+  });
+
   it('works across the thread boundary of createWorker', async () => {
     const worker = await createWorker({ loadFormat: 'dummy', loadOptions: SMALL_DUMMY, threads: 1 });
     try {
@@ -129,6 +139,28 @@ print(json.dumps({"all_latents": list(t["all_latents"].shape), "log_probs": t["r
       expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
     } finally {
       await worker.close();
+    }
+  });
+});
+
+describe('computeLogProbs under an adapter (requestOptions)', () => {
+  it('scores a LoRA rollout with the same adapter: ratio 1; with the base weights it is not', async () => {
+    const w = await inlineWorker({ loadOptions: { ...SMALL_DUMMY, seed: 1 } });
+    try {
+      const dir = fileURLToPath(new URL('./fixtures/lora/attn-r4/', import.meta.url));
+      await w.executeMethod('addLora', {
+        name: 'policy',
+        config: JSON.parse(readFileSync(`${dir}adapter_config.json`, 'utf8')),
+        tensors: new Uint8Array(readFileSync(`${dir}adapter_model.safetensors`)),
+      });
+      const r = (await w.executeMethod('generate', [{ prompt: 'a red circle', seeds: [1, 2], steps: 4, lora: 'policy', sde: { type: 'sde' }, capture: CAPTURE }])) as RolloutData;
+      const args = scoreArgsFromRollout(r);
+      const adapted = (await w.executeMethod('computeLogProbs', { ...args, requestOptions: { lora: 'policy' } })) as ScoreResult;
+      expect(maxRatioError(adapted.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+      const base = (await w.executeMethod('computeLogProbs', args)) as ScoreResult;
+      expect(maxRatioError(base.logProbs, r.batch.rollout_log_probs)).toBeGreaterThan(1e-4);
+    } finally {
+      await w.close();
     }
   });
 });
