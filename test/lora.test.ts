@@ -208,9 +208,15 @@ describe('lora byte budget', () => {
   it('caches merged weights within the budget and drops them first', async () => {
     const merged = 4 * 32 * 32 + 4 * 32 * 16 * 2 + 4 * 32 * 32; // to_q, to_k, to_v, to_out as float32
     const x = await budgeted(2 * ADAPTER_BYTES + merged - 1);
-    await add(x, 'a');
-    await x.executeMethod('generate', [{ ...REQ, lora: 'a' }]);
+    await x.executeMethod('addLora', { name: 'lazy', config: attn.config, tensors: attn.tensors, mergeScales: [] });
+    expect(await x.executeMethod('listLoras')).toMatchObject({ mergedBytes: 0 });
+    await x.executeMethod('removeLora', 'lazy');
+    await expect(x.executeMethod('addLora', { name: 'bad', config: attn.config, tensors: attn.tensors, mergeScales: [Infinity] })).rejects.toThrow(/mergeScales must be an array of finite numbers/);
+    await add(x, 'a'); // merged at scale 1 when added: the first request is a lookup
     let list = (await x.executeMethod('listLoras')) as { usedBytes: number; mergedBytes: number };
+    expect(list).toMatchObject({ mergedBytes: merged, usedBytes: ADAPTER_BYTES + merged });
+    await x.executeMethod('generate', [{ ...REQ, lora: 'a' }]);
+    list = (await x.executeMethod('listLoras')) as { usedBytes: number; mergedBytes: number };
     expect(list).toMatchObject({ mergedBytes: merged, usedBytes: ADAPTER_BYTES + merged });
     await add(x, 'b'); // needs room: the merged map goes, not an adapter
     list = (await x.executeMethod('listLoras')) as { usedBytes: number; mergedBytes: number };

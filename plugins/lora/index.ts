@@ -1,5 +1,5 @@
 // plugins/lora: PEFT LoRA adapters merged into the transformer's weights per batch.
-//   addLora({ name, path } | { name, config, tensors }, pinned?, replace?)  removeLora(name)
+//   addLora({ name, path } | { name, config, tensors }, pinned?, replace?, mergeScales?)  removeLora(name)
 //   listLoras()  pinLora(name)  unpinLora(name)
 //   per request: lora: { name, scale = 1 } (or just the name)
 // Options: roots (folders adapters may be loaded from; none: paths are off), budgetBytes
@@ -33,6 +33,11 @@ export interface AddLoraArgs {
   pinned?: boolean;
   /** Replace a loaded adapter of the same name (a trainer's new step). */
   replace?: boolean;
+  /**
+   * Scales to merge now, off the request path (default [1]): a request at a merged scale then
+   * switches adapters by a lookup. Other scales are merged on first use.
+   */
+  mergeScales?: number[];
 }
 
 /** A request's lora option: { name, scale = 1 } or the name alone. */
@@ -57,8 +62,9 @@ const lora: PluginFactory = (options, { baseDir }) => {
 
       api.registerMethod('addLora', async (args: AddLoraArgs): Promise<AdapterInfo & { evicted: string[] }> => {
         if (args === null || typeof args !== 'object') throw new Error('addLora needs { name, path } or { name, config, tensors }');
-        const { name, path, config, tensors, pinned, replace } = args;
+        const { name, path, config, tensors, pinned, replace, mergeScales = [1] } = args;
         if (typeof name !== 'string' || !name) throw new Error('addLora: name must be a non-empty string');
+        if (!Array.isArray(mergeScales) || !mergeScales.every(Number.isFinite)) throw new Error(`addLora '${name}': mergeScales must be an array of finite numbers`);
         if ((path === undefined) === (tensors === undefined)) throw new Error(`addLora '${name}': give exactly one of path or tensors`);
         if (path !== undefined && config !== undefined) throw new Error(`addLora '${name}': with a path, the config is the folder's adapter_config.json`);
         if (registry.has(name) && !replace) throw new Error(`addLora: an adapter named '${name}' is loaded; removeLora it first or pass replace: true`);
@@ -66,6 +72,8 @@ const lora: PluginFactory = (options, { baseDir }) => {
         const where = `adapter '${name}' (${files.origin})`;
         const adapter = buildAdapter(name, parseLoraConfig(files.config, where), files.tensors, store.parameters('transformer')!, files.origin);
         const evicted = registry.add(adapter, { pinned, replace });
+        const base = store.get('transformer');
+        if (base) for (const scale of mergeScales) registry.merged(name, scale, base);
         return { ...registry.list().find((a) => a.name === name)!, evicted };
       });
       api.registerMethod('removeLora', (name: string) => { registry.remove(name); return registry.names(); });
