@@ -59,20 +59,45 @@ async function bareLoop(batch: number): Promise<() => Promise<void>> {
 }
 
 const worker = await createWorker(config);
+// The same worker on the caller's thread, with ONNX Runtime's share of its time measured:
+// tells the thread hop and the pipeline's own JS apart from the sessions' work.
+const inline = await createWorker({ ...config, executor: 'inline' });
+let ortSeconds = 0;
+const proto = (ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype;
+const sessionRun = proto.run;
+proto.run = async function (this: ort.InferenceSession, ...a: Parameters<typeof sessionRun>) {
+  const t0 = performance.now();
+  try {
+    return await sessionRun.apply(this, a);
+  } finally {
+    ortSeconds += (performance.now() - t0) / 1000;
+  }
+} as typeof sessionRun;
 const results: Record<string, unknown>[] = [];
 let seed = 0;
 for (const batch of [1, 4, 16]) {
   const bare = await bareLoop(batch);
   const request = () => [{ prompt: 'a red circle at the top left on a white background', numOutputsPerPrompt: batch, seed: (seed += batch) }];
   await worker.generate(request()); // warm-up
+  await inline.generate(request());
   await bare();
-  const tw: number[] = [], tb: number[] = [];
+  const tw: number[] = [], tb: number[] = [], ti: number[] = [], tiOrt: number[] = [];
   for (let r = 0; r < reps; r++) {
     tw.push(await timeIt(() => worker.generate(request())));
     tb.push(await timeIt(bare));
+    ortSeconds = 0;
+    ti.push(await timeIt(() => inline.generate(request())));
+    tiOrt.push(ortSeconds);
   }
-  const workerIps = batch / median(tw), bareIps = batch / median(tb);
-  results.push({ batch, steps, guidance, workerImagesPerSec: +workerIps.toFixed(2), bareLoopImagesPerSec: +bareIps.toFixed(2), ratio: +(workerIps / bareIps).toFixed(3) });
+  const workerIps = batch / median(tw), bareIps = batch / median(tb), inlineIps = batch / median(ti);
+  results.push({
+    batch, steps, guidance,
+    workerImagesPerSec: +workerIps.toFixed(2),
+    bareLoopImagesPerSec: +bareIps.toFixed(2),
+    ratio: +(workerIps / bareIps).toFixed(3),
+    inlineWorkerImagesPerSec: +inlineIps.toFixed(2),
+    inlineShareInSessionRun: +(median(tiOrt) / median(ti)).toFixed(3),
+  });
   console.log(results.at(-1));
 }
 
@@ -86,5 +111,6 @@ h.disable();
 const delay = { p50Ms: +(h.percentile(50) / 1e6).toFixed(2), p99Ms: +(h.percentile(99) / 1e6).toFixed(2), maxMs: +(h.max / 1e6).toFixed(2) };
 console.log('event-loop delay during rollouts', delay);
 await worker.close();
+await inline.close();
 const path = writeResults(`core-${device}`, { model: source.origin.split('/').slice(-1)[0], device, threads: threads ?? 'ort default', throughput: results, eventLoopDelay: delay });
 console.log(`wrote ${path}`);
