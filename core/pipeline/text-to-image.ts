@@ -21,6 +21,7 @@ type F32Tensor = HostTensor & { data: Float32Array };
 export class TextToImagePipeline {
   static readonly pipelineName: string = 'text-to-image';
   private static batchCounter = 0;
+  private readonly inputsByBatch = new WeakMap<BatchContext, Record<'hidden_states' | 'encoder_hidden_states' | 'pooled_projections' | 'timestep', F32Tensor>>();
 
   constructor(protected readonly deps: PipelineDeps, protected readonly options: Record<string, unknown> = {}) {}
 
@@ -71,30 +72,16 @@ export class TextToImagePipeline {
 
   /** Guided velocity at step i: v = v_u + w (v_c - v_u), both branches in one doubled batch. */
   async predictVelocity(ctx: BatchContext, latents: Float32Array, i: number): Promise<Float32Array> {
-    const B = ctx.samples.length;
     const cfg = usesCfg(ctx);
-    const pos = ctx.positive!;
-    const rows = cfg ? 2 * B : B;
-    const timestep = new Float32Array(rows).fill(Math.fround(ctx.sigmas[i] * 1000));
-    let hidden = latents;
-    let text = pos.promptEmbeds.data;
-    let pooled = pos.pooledPromptEmbeds.data;
+    const inputs = this.transformerInputs(ctx);
     if (cfg) {
-      const neg = ctx.negative!;
-      hidden = doubled(latents, latents);
-      text = doubled(text, neg.promptEmbeds.data);
-      pooled = doubled(pooled, neg.pooledPromptEmbeds.data);
+      inputs.hidden_states.data.set(latents);
+      inputs.hidden_states.data.set(latents, latents.length);
+    } else {
+      inputs.hidden_states = f32(inputs.hidden_states.shape, latents);
     }
-    const [, L, D] = pos.promptEmbeds.shape;
-    const out = await this.deps.model.components.transformer.run(
-      {
-        hidden_states: f32([rows, ...ctx.latentShape], hidden),
-        encoder_hidden_states: f32([rows, L, D], text),
-        pooled_projections: f32([rows, pos.pooledPromptEmbeds.shape[1]], pooled),
-        timestep: f32([rows], timestep),
-      },
-      ctx.weights.transformer!,
-    );
+    inputs.timestep.data.fill(Math.fround(ctx.sigmas[i] * 1000));
+    const out = await this.deps.model.components.transformer.run(inputs, ctx.weights.transformer!);
     const v = out.out_hidden_states.data as Float32Array;
     if (!cfg) return v;
     const n = latents.length;
@@ -105,6 +92,30 @@ export class TextToImagePipeline {
       guided[k] = vu + Math.fround(w * Math.fround(v[k] - vu));
     }
     return guided;
+  }
+
+  /**
+   * The transformer's inputs for a batch, built once and reused at every step: text and pooled
+   * embeddings ([cond; uncond] under CFG) never change, hidden states and timestep are refilled.
+   */
+  private transformerInputs(ctx: BatchContext): Record<'hidden_states' | 'encoder_hidden_states' | 'pooled_projections' | 'timestep', F32Tensor> {
+    let inputs = this.inputsByBatch.get(ctx);
+    if (!inputs) {
+      const cfg = usesCfg(ctx);
+      const pos = ctx.positive!;
+      const neg = ctx.negative!;
+      const rows = cfg ? 2 * ctx.samples.length : ctx.samples.length;
+      const [, L, D] = pos.promptEmbeds.shape;
+      const P = pos.pooledPromptEmbeds.shape[1];
+      inputs = {
+        hidden_states: f32([rows, ...ctx.latentShape]),
+        encoder_hidden_states: f32([rows, L, D], cfg ? doubled(pos.promptEmbeds.data, neg.promptEmbeds.data) : pos.promptEmbeds.data),
+        pooled_projections: f32([rows, P], cfg ? doubled(pos.pooledPromptEmbeds.data, neg.pooledPromptEmbeds.data) : pos.pooledPromptEmbeds.data),
+        timestep: f32([rows]),
+      };
+      this.inputsByBatch.set(ctx, inputs);
+    }
+    return inputs;
   }
 
   /** The scheduler step: the first plugin that answers wins; Euler is core's fallback. */
