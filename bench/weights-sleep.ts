@@ -47,6 +47,9 @@ export async function benchSleep(o: BenchOptions, model: BenchModel, steps?: num
       await w.executeMethod('finishWeightUpdate');
     });
     if (!same(await gen(), before)) throw new Error('level 2 + loadWeights: output changed');
+    // Weights that came in by loadWeights sit in one block per update: freed whole.
+    const l2loaded = await sleep(2);
+    await w.executeMethod('wakeUp');
     return {
       model: model.name,
       ...(deviceAwake !== undefined ? { deviceBytesAwake: deviceAwake } : {}),
@@ -58,6 +61,7 @@ export async function benchSleep(o: BenchOptions, model: BenchModel, steps?: num
         wakeSessionsThenLoadWeightsSeconds: round(wakeLoad),
         identical: true,
       },
+      level2AfterLoadWeights: { sleep: summary(l2loaded) },
     };
   } finally {
     await w.close();

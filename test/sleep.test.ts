@@ -79,6 +79,7 @@ describe('sleep-mode', () => {
     const r = await sleep(w, { level: 2 });
     expect(r.weightsBytes).toBeGreaterThan(4e6);
     expect(r.host.arrayBuffers).toBeGreaterThanOrEqual(0.95 * r.weightsBytes);
+    expect(r.freedBytes).toBeGreaterThanOrEqual(r.host.external);
     expect(r.seconds).toBeGreaterThanOrEqual(0);
   });
 

@@ -34,7 +34,11 @@ type Tag = (typeof TAGS)[keyof typeof TAGS];
 export interface SleepResult {
   level: 1 | 2;
   released: string[];
-  /** Process memory given back to the OS (rss decrease after a full GC), bytes. */
+  /**
+   * Memory freed, measured: on the host the larger of the rss and `external` decreases after a
+   * full GC (rss misses what the allocator keeps for reuse, external misses ONNX Runtime's native
+   * memory), plus the device's decrease when measured.
+   */
   freedBytes: number;
   /** Decreases measured after a full GC (negative: grew). */
   host: HostMemory;
@@ -130,12 +134,13 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
       const host1 = await measureHost();
       const device1 = options.measureDevice ? await measureDevice() : undefined;
       const host = { rss: host0.rss - host1.rss, external: host0.external - host1.external, arrayBuffers: host0.arrayBuffers - host1.arrayBuffers };
+      const deviceFreed = device0 !== undefined && device1 !== undefined ? device0 - device1 : undefined;
       return {
         level,
         released: report.released,
-        freedBytes: Math.max(0, host.rss),
+        freedBytes: Math.max(0, host.rss, host.external) + Math.max(0, deviceFreed ?? 0),
         host,
-        ...(device0 !== undefined && device1 !== undefined ? { deviceFreedBytes: device0 - device1 } : {}),
+        ...(deviceFreed !== undefined ? { deviceFreedBytes: deviceFreed } : {}),
         weightsBytes,
         accountedBytes: report.freedBytes,
         drained,

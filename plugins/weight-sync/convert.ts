@@ -2,7 +2,7 @@
 // model's dtype. All problems are gathered into one error; on any problem nothing is returned.
 import type { ParameterInfo } from '../../core/model/weights.ts';
 import { fromFloat32, toFloat32, type FloatDType } from '../../core/tensors/dtype-convert.ts';
-import type { DType, HostTensor } from '../../core/tensors/tensor.ts';
+import { DTYPE_ARRAY, type DType, type HostTensor } from '../../core/tensors/tensor.ts';
 import type { ReadTensors } from './read-source.ts';
 
 const FLOAT: readonly DType[] = ['F32', 'F16', 'BF16', 'F64'];
@@ -22,17 +22,32 @@ export function checkAndConvert(component: string, params: ReadonlyMap<string, P
     const more = problems.length > SHOWN ? `; ... (${problems.length} problems in all)` : '';
     throw new Error(`loadWeights(${component}, ${read.what}): nothing applied: ${problems.slice(0, SHOWN).join('; ')}${more}`);
   }
+  // Copies of caller memory go into one block: one allocation instead of one per tensor, and
+  // memory the allocator returns whole to the OS when the update's tensors are all dropped.
+  const copies = read.owned ? [] : read.tensors.filter(([n, t]) => t.dtype === params.get(n)!.dtype);
+  const block = new ArrayBuffer(copies.reduce((s, [, t]) => s + align8(t.data.byteLength), 0));
+  const copied = new Map<string, HostTensor['data']>();
+  let offset = 0;
+  for (const [name, t] of copies) {
+    const Ctor = DTYPE_ARRAY[t.dtype];
+    const view = new Ctor(block, offset, t.data.length);
+    (view as Float32Array).set(t.data as Float32Array);
+    copied.set(name, view);
+    offset += align8(t.data.byteLength);
+  }
   const out = new Map<string, HostTensor>();
   for (const [name, t] of read.tensors) {
     const target = params.get(name)!.dtype as FloatDType;
-    out.set(name, { dtype: target, shape: [...t.shape], data: convert(t, target, read.owned) });
+    out.set(name, { dtype: target, shape: [...t.shape], data: copied.get(name) ?? convert(t, target) });
   }
   return out;
 }
 
-/** One pass per tensor: a copy when dtypes match (unless the arrays are already ours), else a conversion. */
-function convert(t: HostTensor, target: FloatDType, owned: boolean): HostTensor['data'] {
-  if (t.dtype === target) return owned ? t.data : t.data.slice();
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
+
+/** Our own arrays as they are, or a conversion (a fresh array) to the model's dtype. */
+function convert(t: HostTensor, target: FloatDType): HostTensor['data'] {
+  if (t.dtype === target) return t.data;
   if (target === 'F32') return toFloat32(t); // fresh for every dtype but F32, handled above
   return fromFloat32(toFloat32(t), target);
 }

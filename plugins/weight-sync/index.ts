@@ -49,12 +49,16 @@ const weightSync: PluginFactory = () => ({
   apply(api) {
     const store = api.worker.weights;
     const staging = new WeightStaging();
+    // With the thread executor every argument arrives as a structured clone, a private copy
+    // already: copying it again would only halve the transfer speed.
+    const argsArePrivate = api.config.executor === 'thread';
 
     api.registerMethod('loadWeights', async (args: LoadWeightsArgs, options: { bucket?: boolean } = {}): Promise<LoadWeightsResult> => {
       if (args === null || typeof args !== 'object') throw new Error('loadWeights needs { component?, source, bucket? }');
       const component = componentOf(store, args.component);
       const bucket = Boolean(args.bucket ?? options?.bucket);
       const read = await readWeightSource(args.source);
+      if (argsArePrivate) read.owned = true;
       const update = checkAndConvert(component, store.parameters(component)!, read);
       let bytes = 0;
       for (const t of update.values()) bytes += t.data.byteLength;

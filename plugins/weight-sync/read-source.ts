@@ -7,7 +7,7 @@ export type WeightSource = string | Uint8Array | Record<string, HostTensor>;
 
 export interface ReadTensors {
   tensors: [string, HostTensor][];
-  /** True when the arrays are ours (read from a file): no defensive copy is needed. */
+  /** True when the arrays are ours (read from a file, or cloned into the thread): no defensive copy. */
   owned: boolean;
   /** For messages: "file /x.safetensors", "safetensors bytes", "named tensors". */
   what: string;
