@@ -203,6 +203,15 @@ describe('loadWeights', () => {
       expect(await w.executeMethod('finishWeightUpdate')).toMatchObject({ weightsVersion: 1 });
       const [x, y] = [await w.generate(REQUESTS), await ref.generate(REQUESTS)];
       expectSameRollout(x, y);
+      // Bytes in a SharedArrayBuffer cross without a clone, and are still copied: the caller's to reuse.
+      const bytes = serializeSafetensors(dummyWeights(1).transformer);
+      const shared = new Uint8Array(new SharedArrayBuffer(bytes.length));
+      shared.set(bytes);
+      await w.executeMethod('loadWeights', { source: shared });
+      const mixed = await w.generate(REQUESTS);
+      shared.fill(0, 200);
+      expectSameRollout(await w.generate(REQUESTS), mixed);
+      expectDifferentRollout(mixed, y);
     } finally {
       await Promise.all([w.close(), ref.close()]);
     }

@@ -24,7 +24,8 @@ export function checkAndConvert(component: string, params: ReadonlyMap<string, P
   }
   // Copies of caller memory go into one block: one allocation instead of one per tensor, and
   // memory the allocator returns whole to the OS when the update's tensors are all dropped.
-  const copies = read.owned ? [] : read.tensors.filter(([n, t]) => t.dtype === params.get(n)!.dtype);
+  // Shared memory (a SharedArrayBuffer, which crosses threads without a clone) stays the caller's.
+  const copies = read.tensors.filter(([n, t]) => t.dtype === params.get(n)!.dtype && (!read.owned || t.data.buffer instanceof SharedArrayBuffer));
   const block = new ArrayBuffer(copies.reduce((s, [, t]) => s + align8(t.data.byteLength), 0));
   const copied = new Map<string, HostTensor['data']>();
   let offset = 0;
@@ -45,7 +46,7 @@ export function checkAndConvert(component: string, params: ReadonlyMap<string, P
 
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
-/** Our own arrays as they are, or a conversion (a fresh array) to the model's dtype. */
+/** Our own arrays as they are (same dtype, not shared: copied above otherwise), or a conversion. */
 function convert(t: HostTensor, target: FloatDType): HostTensor['data'] {
   if (t.dtype === target) return t.data;
   if (target === 'F32') return toFloat32(t); // fresh for every dtype but F32, handled above
