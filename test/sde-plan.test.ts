@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { streamRandom } from '../core/pipeline/seeded-noise.ts';
 import type { SampleSpec } from '../core/pipeline/types.ts';
-import { drawWindowStart, inWindow, parseSdeOptions, planBatch, WINDOW_STREAM } from '../plugins/sde-scheduler/plan.ts';
+import { drawWindowStart, inWindow, planBatch, WINDOW_STREAM } from '../plugins/sde-scheduler/plan.ts';
+import { parseSdeOptions } from '../plugins/sde-scheduler/options.ts';
 
 const parse = (sde: unknown, extra: Record<string, unknown> = {}, steps = 10) => parseSdeOptions(sde, { prompt: 'x', sde, ...extra }, 3, steps);
 const samples = (seeds: number[]): SampleSpec[] => seeds.map((seed, k) => ({ requestIndex: 0, outputIndex: k, prompt: 'x', negativePrompt: '', seed, request: { prompt: 'x' } }));

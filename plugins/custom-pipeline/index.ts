@@ -10,7 +10,7 @@ import type { PluginFactory } from '../../core/plugin.ts';
 import { TextToImagePipeline } from '../../core/pipeline/text-to-image.ts';
 import type { PipelineClass } from '../../core/model-runner/diffusion-model-runner.ts';
 import { parseModuleRef } from '../../core/worker-wrapper/module-ref.ts';
-import { describeIssues } from '../sde-scheduler/option-errors.ts';
+import { describeZodError } from '../../core/model/manifest.ts';
 import { resolveAllowed, resolveRoots } from './allowlist.ts';
 import { loadPipelineClass } from './load-class.ts';
 
@@ -41,7 +41,7 @@ export interface ReInitResult {
 
 const customPipeline: PluginFactory = (rawOptions, { baseDir }) => {
   const parsed = optionsSchema.safeParse(rawOptions);
-  if (!parsed.success) throw new Error(`plugin ${PLUGIN_NAME}: invalid options: ${describeIssues('', parsed.error)}`);
+  if (!parsed.success) throw new Error(`plugin ${PLUGIN_NAME}: invalid options: ${describeZodError(parsed.error)}`);
   const { roots: rootPaths, pipeline } = parsed.data;
   return {
     name: PLUGIN_NAME,
@@ -65,7 +65,7 @@ const customPipeline: PluginFactory = (rawOptions, { baseDir }) => {
 
       registerMethod('reInitPipeline', async (raw: unknown): Promise<ReInitResult> => {
         const args = reInitSchema.safeParse(raw);
-        if (!args.success) throw new Error(`reInitPipeline: ${describeIssues('', args.error)}`);
+        if (!args.success) throw new Error(`reInitPipeline: ${describeZodError(args.error)}`);
         let cls: PipelineClass = TextToImagePipeline;
         if (args.data.pipelineClass !== null) {
           const { path, exportName } = parseModuleRef(args.data.pipelineClass);

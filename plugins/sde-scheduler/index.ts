@@ -6,7 +6,8 @@ import type { PluginFactory } from '../../core/plugin.ts';
 import type { BatchContext } from '../../core/pipeline/types.ts';
 import type { GenerateRequest } from '../../core/protocol.ts';
 import { sdeBatchStep } from './batch-step.ts';
-import { getSdePlan, parseSdeOptions, planBatch, setSdePlan, type SdeOptions } from './plan.ts';
+import { getSdePlan, planBatch, setSdePlan } from './plan.ts';
+import { parseSdeOptions, type SdeOptions } from './options.ts';
 import { computeLogProbs } from './scoring.ts';
 
 export const PLUGIN_NAME = 'sde-scheduler';
