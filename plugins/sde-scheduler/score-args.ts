@@ -1,6 +1,6 @@
 // The computeLogProbs arguments of a rollout: everything needed is in its outputs and meta.
 import type { RolloutData } from '../../core/protocol.ts';
-import type { ScoreArgs } from './scoring.ts';
+import type { ScoreArgs } from './score-inputs.ts';
 
 export function scoreArgsFromRollout(rollout: RolloutData): ScoreArgs {
   const { batch, nonTensorBatch, metaInfo } = rollout;
