@@ -18,6 +18,8 @@ export interface PluginApi {
   registerMethod(name: string, fn: RpcMethod): void;
   /** Declares a load format this plugin's loadModel tap answers (listed in errors). */
   registerLoadFormat(format: string): void;
+  /** Declares a request key this plugin reads (`sde`, `lora`): a request key no plugin claims is refused. */
+  claimRequestKey(key: string): void;
 }
 
 export interface WorkerPlugin {

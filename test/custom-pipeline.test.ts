@@ -28,7 +28,7 @@ describe('custom pipeline from the config, swapped by reInitPipeline', () => {
     name: 'spy',
     apply({ hooks }) { hooks.afterStep.tap('spy', (s) => { velocities.push(s.velocity.slice()); }); },
   });
-  beforeAll(async () => { w = await inlineWorker({ baseDir: ROOT, plugins: ['dummy-loader', 'sde-scheduler', EXAMPLE, 'spy'] } as never, { spy }); });
+  beforeAll(async () => { w = await inlineWorker({ baseDir: ROOT, plugins: ['dummy-loader', 'sde-scheduler', 'latent-capture', EXAMPLE, 'spy'] } as never, { spy }); });
   afterAll(async () => { await w.close(); });
   const generate = async () => {
     velocities.length = 0;
@@ -74,6 +74,7 @@ describe('custom pipeline from the config, swapped by reInitPipeline', () => {
     await w.executeMethod('reInitPipeline', { pipelineClass: 'examples/custom-pipeline/velocity-capture.ts#VelocityCapturePipeline', options: { key: 'v' } });
     const again = (await w.executeMethod('generate', [{ ...REQ[0], sde: { type: 'sde' }, capture: { latents: true, timesteps: true, logProbs: true } }])) as RolloutData;
     expect(again.batch.v.shape).toEqual([2, 3, 4, 8, 8]);
+    expect(again.batch.all_latents.shape).toEqual([2, 4, 4, 8, 8]);
   });
 
   it("refuses bad pipeline options in the class's own words, keeping the current pipeline", async () => {

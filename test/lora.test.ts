@@ -60,7 +60,11 @@ describe('lora', () => {
   /** The reference: a plain worker whose transformer weights are the hand-merged ones. */
   async function reference(weights: Record<string, HostTensor>, reqs: unknown[] = [REQ]): Promise<RolloutData> {
     await ref.executeMethod('loadWeights', { source: weights });
-    return gen(ref, reqs);
+    // The reference worker has no lora plugin: the merge is in its weights, not in the request.
+    return gen(ref, reqs.map((r) => {
+      const { lora: _, ...rest } = r as Record<string, unknown>;
+      return rest;
+    }));
   }
 
   beforeAll(async () => {

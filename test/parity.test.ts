@@ -58,7 +58,8 @@ describe.skipIf(!ready)('parity with the PyTorch reference (embedded model, CPU 
   // Replays the case's noise: request `replay: <case>`, sample b of the case = request b.
   const replay: PluginFactory = () => ({
     name: 'replay',
-    apply({ hooks }) {
+    apply({ hooks, claimRequestKey }) {
+      claimRequestKey('replay');
       hooks.noiseSource.tap('replay', (noise, ctx) => {
         const name = ctx.samples[0].request.replay as string | undefined;
         if (!name) return noise;

@@ -84,3 +84,16 @@ describe('dummy-model rollout end to end', () => {
     expect(ok.batch.responses.shape[0]).toBe(1);
   });
 });
+
+describe('request options of plugins', () => {
+  it('refuses a plugin option when the plugin is not loaded, instead of ignoring it', async () => {
+    const bare = await inlineWorker({ plugins: ['dummy-loader'] });
+    await expect(bare.executeMethod('generate', [{ prompt: 'x', seed: 1, sde: { type: 'sde' } }]))
+      .rejects.toThrow(/request 0: option 'sde' is not read by core or any loaded plugin/);
+    await bare.close();
+    const full = await inlineWorker();
+    const r = (await full.executeMethod('generate', [{ prompt: 'x', seed: 1, sde: { type: 'sde' } }])) as RolloutData;
+    expect(r.metaInfo.sde_type).toBe('sde');
+    await full.close();
+  });
+});

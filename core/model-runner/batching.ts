@@ -60,8 +60,27 @@ function pluginKey(r: GenerateRequest): string {
   return JSON.stringify(entries);
 }
 
-export function planBatches(requests: readonly GenerateRequest[], defaults: SamplingParams, maxBatchSize: number): PlannedBatch[] {
+/** Refuses request keys that neither core nor a loaded plugin reads: a silently ignored option is a wrong rollout. */
+function checkKeys(requests: readonly GenerateRequest[], claimed: ReadonlyMap<string, string>): void {
+  requests.forEach((r, i) => {
+    if (r === null || typeof r !== 'object') return;
+    for (const k of Object.keys(r)) {
+      if (!CORE_KEYS.has(k) && !claimed.has(k)) {
+        const known = [...CORE_KEYS, ...claimed.keys()].join(', ');
+        throw new Error(`request ${i}: option '${k}' is not read by core or any loaded plugin (known: ${known})`);
+      }
+    }
+  });
+}
+
+export function planBatches(
+  requests: readonly GenerateRequest[],
+  defaults: SamplingParams,
+  maxBatchSize: number,
+  claimed: ReadonlyMap<string, string> = new Map(),
+): PlannedBatch[] {
   const { samples, params } = expandRequests(requests, defaults);
+  checkKeys(requests, claimed);
   const groups = new Map<string, PlannedBatch[]>();
   const batches: PlannedBatch[] = [];
   samples.forEach((s, row) => {

@@ -21,6 +21,8 @@ export type PipelineClass = new (deps: PipelineDeps, options: Record<string, unk
 export class DiffusionModelRunner {
   private model: LoadedModel | undefined;
   private current: TextToImagePipeline | undefined;
+  /** Request keys plugins read, with the plugin that claimed each. */
+  private readonly requestKeys = new Map<string, string>();
 
   constructor(
     @inject(TOKENS.config) private readonly config: WorkerConfig,
@@ -28,6 +30,12 @@ export class DiffusionModelRunner {
     @inject(TOKENS.events) private readonly events: WorkerEvents,
     @inject(TOKENS.promptCache) readonly promptCache: PromptCache,
   ) {}
+
+  claimRequestKey(key: string, owner: string): void {
+    const existing = this.requestKeys.get(key);
+    if (existing) throw new Error(`request key '${key}' of ${owner} is already claimed by ${existing}`);
+    this.requestKeys.set(key, owner);
+  }
 
   attach(model: LoadedModel): void {
     this.model = model;
@@ -86,7 +94,7 @@ export class DiffusionModelRunner {
 
   async execute(requests: readonly GenerateRequest[], signal: AbortSignal): Promise<RolloutData> {
     const started = performance.now();
-    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize);
+    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, this.requestKeys);
     const contexts = plan.map((b) => this.batchContext(b.params, b.samples, signal));
     // Every batch is checked (asleep, bad plugin options) before any runs: no half-done call.
     for (const ctx of contexts) await this.hooks.beforeExecute.promise(ctx);

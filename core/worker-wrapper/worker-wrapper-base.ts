@@ -106,6 +106,7 @@ export class WorkerWrapperBase {
       worker: this.worker,
       registerMethod: (name, fn) => this.methods.register(name, fn, owner),
       registerLoadFormat: (format) => this.worker.registerLoadFormat(format),
+      claimRequestKey: (key) => this.worker.runner.claimRequestKey(key, owner),
     };
     await plugin.apply(api);
     this.plugins.push(plugin);

@@ -17,7 +17,8 @@ const latentCapture: PluginFactory = () => {
   const options = new WeakMap<BatchContext, CaptureOptions>();
   return {
     name: PLUGIN_NAME,
-    apply({ hooks }) {
+    apply({ hooks, claimRequestKey }) {
+      claimRequestKey('capture');
       // 'post': after the SDE plugin has planned the batch's windows.
       hooks.beforeExecute.tap(tapOptions(PLUGIN_NAME, 'post'), (ctx) => {
         const first = ctx.samples[0];

@@ -58,6 +58,7 @@ const lora: PluginFactory = (options, { baseDir }) => {
   return {
     name: PLUGIN_NAME,
     apply(api) {
+      api.claimRequestKey('lora');
       const store = api.worker.weights;
 
       api.registerMethod('addLora', async (args: AddLoraArgs): Promise<AdapterInfo & { evicted: string[] }> => {

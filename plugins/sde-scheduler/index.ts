@@ -39,7 +39,8 @@ function plan(ctx: BatchContext): void {
 
 const sdeScheduler: PluginFactory = () => ({
   name: PLUGIN_NAME,
-  apply({ hooks, worker, registerMethod }) {
+  apply({ hooks, worker, registerMethod, claimRequestKey }) {
+    claimRequestKey('sde');
     hooks.beforeExecute.tap(PLUGIN_NAME, plan);
     hooks.schedulerStep.tap(PLUGIN_NAME, (step) => {
       const p = getSdePlan(step.batch);
