@@ -28,6 +28,11 @@ export interface OmniWorker {
   /** One rollout for all requests, samples in request order. */
   generate(requests: GenerateRequest[]): Promise<RolloutBatch>;
   executeMethod(name: string, ...args: unknown[]): Promise<unknown>;
+  /**
+   * executeMethod whose listed buffers move to the inference thread instead of being copied
+   * (they are detached here): a trainer's weight buckets, say. Inline workers ignore `transfer`.
+   */
+  executeMethodTransfer(name: string, args: unknown[], transfer: ArrayBuffer[]): Promise<unknown>;
   /** Calls `name` on every worker; one result per worker (one worker for now). */
   collectiveRpc(name: string, args?: unknown[]): Promise<unknown[]>;
   close(): Promise<void>;
@@ -50,6 +55,7 @@ export async function createWorker(config?: WorkerConfigInput | WorkerConfig | s
     events: executor.events,
     generate: async (requests) => new RolloutBatch((await executor.call('generate', [requests])) as RolloutData),
     executeMethod: (name, ...args) => executor.call(name, args),
+    executeMethodTransfer: (name, args, transfer) => executor.call(name, args, transfer),
     collectiveRpc: async (name, args = []) => [await executor.call(name, args)],
     close: () => executor.close(),
   };

@@ -212,6 +212,11 @@ describe('loadWeights', () => {
       shared.fill(0, 200);
       expectSameRollout(await w.generate(REQUESTS), mixed);
       expectDifferentRollout(mixed, y);
+      // Moved instead of copied: the caller's buffer is detached, the worker gets the weights whole.
+      const moved = serializeSafetensors(dummyWeights(2).transformer);
+      await w.executeMethodTransfer('loadWeights', [{ source: moved }], [moved.buffer as ArrayBuffer]);
+      expect(moved.byteLength).toBe(0);
+      expectSameRollout(await w.generate(REQUESTS), y);
     } finally {
       await Promise.all([w.close(), ref.close()]);
     }

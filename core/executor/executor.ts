@@ -10,7 +10,8 @@ import { reviveError, type FromThread, type ToThread } from './protocol.ts';
 
 export interface Executor {
   readonly events: WorkerEvents;
-  call(method: string, args: unknown[]): Promise<unknown>;
+  /** `transfer`: buffers under `args` that move to the inference thread instead of being copied. */
+  call(method: string, args: unknown[], transfer?: ArrayBuffer[]): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -98,16 +99,16 @@ export class ThreadExecutor implements Executor {
     }
   }
 
-  private send(message: ToThread): Promise<unknown> {
+  private send(message: ToThread, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.exited) return Promise.reject(this.exited);
     return new Promise((resolve, reject) => {
       this.pending.set(message.id, { resolve, reject });
-      this.thread.postMessage(message);
+      this.thread.postMessage(message, transfer);
     });
   }
 
-  call(method: string, args: unknown[]): Promise<unknown> {
-    return this.send({ kind: 'call', id: this.nextId++, method, args });
+  call(method: string, args: unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
+    return this.send({ kind: 'call', id: this.nextId++, method, args }, transfer);
   }
 
   async close(): Promise<void> {
