@@ -11,6 +11,8 @@ import { RolloutBatch } from './core/rollout/rollout-batch.ts';
 
 export * from './core/public.ts';
 export { BUILTIN_PLUGINS };
+export { scoreArgsFromRollout } from './plugins/sde-scheduler/score-args.ts';
+export * as rewards from './rewards/index.ts';
 
 /** The embedded default model, shipped in the repository. */
 export const EMBEDDED_MODEL_DIR = fileURLToPath(new URL('./models/shapes-dit', import.meta.url));
