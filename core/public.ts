@@ -6,7 +6,7 @@ export { TOKENS, token, type Token } from './tokens.ts';
 export type { WorkerConfig, WorkerConfigInput } from './config/schema.ts';
 export { parseConfig, loadConfigFile, resolveConfig, ConfigError } from './config/load-config.ts';
 export type { GenerateRequest, RolloutData } from './protocol.ts';
-export type { BatchContext, StepContext, StepResult, SampleSpec, SamplingParams, NoiseSource, PromptEmbeddings } from './pipeline/types.ts';
+export type { BatchContext, RecordedSteps, StepContext, StepResult, SampleSpec, SamplingParams, NoiseSource, PromptEmbeddings } from './pipeline/types.ts';
 export { TextToImagePipeline, usesCfg, toUint8Image, type PipelineDeps } from './pipeline/text-to-image.ts';
 export { flowMatchSigmas, eulerStep } from './scheduler/flow-match.ts';
 export { fillGaussian, seededNoise } from './pipeline/seeded-noise.ts';
@@ -19,3 +19,8 @@ export { WeightStore, weightBytes, type WeightMap, type WeightSet, type Paramete
 export * from './tensors/tensor.ts';
 export * from './tensors/safetensors.ts';
 export { RolloutBatch } from './rollout/rollout-batch.ts';
+export { COMPONENT_NAMES, describeZodError } from './model/manifest.ts';
+export { streamRandom } from './pipeline/seeded-noise.ts';
+export { toFloat32, fromFloat32, type FloatDType } from './tensors/dtype-convert.ts';
+export { parseModuleRef } from './worker-wrapper/module-ref.ts';
+export { describeIssues, optionError } from './request-options.ts';

@@ -1,6 +1,6 @@
 // The built-in plugins by name: what a config's plugin list may name. Core imports none of
 // them; the package entry hands this registry to the worker.
-import type { PluginRegistry } from '../core/plugin.ts';
+import { type PluginRegistry } from '../core/public.ts';
 
 export const BUILTIN_PLUGINS: PluginRegistry = {
   'dummy-loader': async () => (await import('./dummy-loader/index.ts')).default,

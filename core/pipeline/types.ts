@@ -37,6 +37,21 @@ export interface PromptEmbeddings {
   pooledPromptEmbeds: HostTensor & { data: Float32Array };
 }
 
+/**
+ * The steps of each sample a trainer learns from, set by a stochastic scheduler plugin and read
+ * by capture plugins (so that neither needs the other).
+ */
+export interface RecordedSteps {
+  /** Recorded steps per sample: the SDE window's size, or every step. */
+  readonly windowSize: number;
+  /** First recorded step of each sample; null when every step is recorded. */
+  readonly starts: Int32Array | null;
+  /** Whether the recorded steps are stochastic and the scheduler returns their log-probs. */
+  readonly logProbs: boolean;
+  /** Why log-probs are absent, for error messages ("sde.logProbs is false"). */
+  readonly noLogProbsReason?: string;
+}
+
 export interface BatchContext {
   readonly samples: readonly SampleSpec[];
   readonly params: SamplingParams;
@@ -50,6 +65,8 @@ export interface BatchContext {
   positive?: PromptEmbeddings;
   /** Embeddings of the negative prompt (the unconditional branch under CFG). */
   negative?: PromptEmbeddings;
+  /** Set by a stochastic scheduler plugin; absent: every step recorded, no log-probs. */
+  recorded?: RecordedSteps;
   /** Extra batch-first tensors plugins add to the rollout (all_latents, log-probs, ...). */
   readonly outputs: Record<string, HostTensor>;
   /** Run data plugins add to the rollout's meta_info. */

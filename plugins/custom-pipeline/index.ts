@@ -6,11 +6,7 @@
 import { resolve } from 'node:path';
 import { realpathSync } from 'node:fs';
 import { z } from 'zod';
-import type { PluginFactory } from '../../core/plugin.ts';
-import { TextToImagePipeline } from '../../core/pipeline/text-to-image.ts';
-import type { PipelineClass } from '../../core/model-runner/diffusion-model-runner.ts';
-import { parseModuleRef } from '../../core/worker-wrapper/module-ref.ts';
-import { describeZodError } from '../../core/model/manifest.ts';
+import { TextToImagePipeline, describeZodError, parseModuleRef, type PipelineClass, type PluginFactory } from '../../core/public.ts';
 import { resolveAllowed, resolveRoots } from './allowlist.ts';
 import { loadPipelineClass } from './load-class.ts';
 

@@ -2,8 +2,7 @@
 // (the URL carries its modification time), so a pipeline can be edited and swapped in again.
 import { statSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { TextToImagePipeline } from '../../core/pipeline/text-to-image.ts';
-import type { PipelineClass } from '../../core/model-runner/diffusion-model-runner.ts';
+import { TextToImagePipeline, type PipelineClass } from '../../core/public.ts';
 
 export async function loadPipelineClass(realPath: string, exportName: string): Promise<PipelineClass> {
   const url = `${pathToFileURL(realPath).href}?t=${Math.floor(statSync(realPath).mtimeMs)}`;

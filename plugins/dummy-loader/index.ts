@@ -1,12 +1,6 @@
 // plugins/dummy-loader: loadFormat 'dummy' builds a runnable model of a given small architecture
 // with seeded random weights and no files, for unit tests of pipelines and plugins.
-import { describeZodError } from '../../core/model/manifest.ts';
-import type { ModelSpec, TokenizerSpec, ComponentName } from '../../core/model/manifest.ts';
-import type { ModelSource } from '../../core/model/source.ts';
-import type { WeightMap } from '../../core/model/weights.ts';
-import type { PluginFactory } from '../../core/plugin.ts';
-import { fillGaussian } from '../../core/pipeline/seeded-noise.ts';
-import { f32, type HostTensor } from '../../core/tensors/tensor.ts';
+import { describeZodError, f32, fillGaussian, type ComponentName, type HostTensor, type ModelSource, type ModelSpec, type PluginFactory, type TokenizerSpec, type WeightMap } from '../../core/public.ts';
 import { decoderGraph, dummyArchSchema, textEncoderGraph, transformerGraph, type DummyArch, type ParamShapes } from './architecture.ts';
 
 export const PLUGIN_NAME = 'dummy-loader';

@@ -1,11 +1,8 @@
 // plugins/latent-capture: request option `capture: { latents?, timesteps?, logProbs?, promptEmbeds? }`
 // adds all_latents, all_timesteps and rollout_log_probs to the rollout (only what is asked), and
-// drops the prompt embeddings when promptEmbeds is false. Recorded steps follow the sde-scheduler
-// plugin's windows; without it (or without a window) every step is recorded.
-import { tapOptions } from '../../core/hooks.ts';
-import type { PluginFactory } from '../../core/plugin.ts';
-import type { BatchContext } from '../../core/pipeline/types.ts';
-import { getSdePlan } from '../sde-scheduler/plan.ts';
+// drops the prompt embeddings when promptEmbeds is false. Recorded steps follow ctx.recorded (set by
+// a stochastic scheduler such as sde-scheduler); without it every step is recorded.
+import { tapOptions, type BatchContext, type PluginFactory } from '../../core/public.ts';
 import { parseCaptureOptions, type CaptureOptions } from './options.ts';
 import { TrajectoryRecorder } from './recorder.ts';
 
@@ -24,9 +21,9 @@ const latentCapture: PluginFactory = () => {
         const first = ctx.samples[0];
         if (first.request.capture === undefined) return;
         const o = parseCaptureOptions(first.request.capture, first.requestIndex);
-        const plan = getSdePlan(ctx);
+        const plan = ctx.recorded;
         if (o.logProbs && !plan?.logProbs) {
-          const why = plan && plan.type !== 'ode' ? 'sde.logProbs is false' : "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }";
+          const why = plan?.noLogProbsReason ?? "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }";
           throw new Error(`request ${first.requestIndex}: capture.logProbs needs per-step log-probs, but ${why}`);
         }
         options.set(ctx, o);

@@ -1,6 +1,6 @@
 // The `capture` request option: which trajectory tensors the rollout returns.
 import { z } from 'zod';
-import { optionError } from '../sde-scheduler/option-errors.ts';
+import { optionError } from '../../core/public.ts';
 
 export const captureOptionsSchema = z.object({
   /** all_latents [B, W+1, C, h, w]: before the first recorded step and after each. */

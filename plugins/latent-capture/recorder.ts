@@ -1,9 +1,7 @@
 // Records a batch's trajectory into preallocated output tensors, one write per recorded step and
 // sample: latents [B, W+1, C, h, w], timesteps [B, W], log-probs [B, W]. Which steps are recorded
-// comes from the SDE plan's windows (every step without one).
-import type { BatchContext, StepContext, StepResult } from '../../core/pipeline/types.ts';
-import { f32, type HostTensor } from '../../core/tensors/tensor.ts';
-import type { SdePlan } from '../sde-scheduler/plan.ts';
+// comes from ctx.recorded (every step without it).
+import { f32, type BatchContext, type RecordedSteps, type HostTensor, type StepContext, type StepResult } from '../../core/public.ts';
 import type { CaptureOptions } from './options.ts';
 
 type F32 = HostTensor & { data: Float32Array };
@@ -15,7 +13,7 @@ export class TrajectoryRecorder {
   private readonly W: number;
   private readonly per: number;
 
-  constructor(ctx: BatchContext, options: CaptureOptions, private readonly plan: Pick<SdePlan, 'windowSize' | 'starts'>) {
+  constructor(ctx: BatchContext, options: CaptureOptions, private readonly plan: Pick<RecordedSteps, 'windowSize' | 'starts'>) {
     const B = ctx.samples.length;
     const [C, h, w] = ctx.latentShape;
     this.W = plan.windowSize;

@@ -1,8 +1,6 @@
 // An adapter checked against the model: per target module, lora_A [r, in] and lora_B [out, r] as
 // float32, for the transformer's Linear weight <module>.weight [out, in].
-import type { ParameterInfo } from '../../core/model/weights.ts';
-import { toFloat32 } from '../../core/tensors/dtype-convert.ts';
-import type { HostTensor } from '../../core/tensors/tensor.ts';
+import { toFloat32, type HostTensor, type ParameterInfo } from '../../core/public.ts';
 import { targets, type LoraConfig } from './peft-config.ts';
 
 export interface LoraModule {

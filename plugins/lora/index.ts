@@ -7,9 +7,7 @@
 // (core batches by plugin options), so each batch runs one merged weight map.
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { tapOptions } from '../../core/hooks.ts';
-import { describeZodError } from '../../core/model/manifest.ts';
-import type { PluginFactory } from '../../core/plugin.ts';
+import { describeZodError, tapOptions, type PluginFactory } from '../../core/public.ts';
 import { buildAdapter } from './adapter.ts';
 import { readAdapterFolder, readAdapterMemory } from './load.ts';
 import { PathAllowlist } from './paths.ts';

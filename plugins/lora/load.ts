@@ -1,7 +1,6 @@
 // addLora's sources: a PEFT folder (through the path allowlist) or the trainer's in-memory
 // tensors (named tensors or safetensors bytes) with a config object.
-import { parseSafetensors } from '../../core/tensors/safetensors.ts';
-import { DTYPE_ARRAY, DTYPE_BYTES, numel, type DType, type HostTensor } from '../../core/tensors/tensor.ts';
+import { DTYPE_ARRAY, DTYPE_BYTES, numel, parseSafetensors, type DType, type HostTensor } from '../../core/public.ts';
 import type { PathAllowlist } from './paths.ts';
 
 export interface AdapterFiles {

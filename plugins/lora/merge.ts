@@ -2,9 +2,7 @@
 // parameters are the base map's own tensors (shared, not copied); each target module's weight is
 //   W'[o, i] = fround(W[o, i] + c * sum_k B[o, k] * A[k, i]),   c = scale * scaling
 // with the sum taken in float64 in k order (exact to float32 rounding; reproducible bit for bit).
-import type { WeightMap } from '../../core/model/weights.ts';
-import { fromFloat32, toFloat32, type FloatDType } from '../../core/tensors/dtype-convert.ts';
-import type { HostTensor } from '../../core/tensors/tensor.ts';
+import { fromFloat32, toFloat32, type FloatDType, type HostTensor, type WeightMap } from '../../core/public.ts';
 import type { Adapter, LoraModule } from './adapter.ts';
 
 export interface Merged {

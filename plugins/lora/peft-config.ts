@@ -1,7 +1,7 @@
 // adapter_config.json (PEFT LoraConfig): what we read, and the features we refuse by name rather
 // than merge wrongly. Keys PEFT writes with no effect on a merge (dropout, init, task) are ignored.
 import { z } from 'zod';
-import { describeZodError } from '../../core/model/manifest.ts';
+import { describeZodError } from '../../core/public.ts';
 
 const peftSchema = z.object({
   peft_type: z.string().optional(),

@@ -1,7 +1,7 @@
 // Adapters and their merged weights under one byte budget. Merged maps are a cache (rebuilt from
 // the adapter on demand) and go first; then unpinned adapters, least recently used first. Pinned
 // adapters are never evicted, and an adapter that cannot fit beside them is refused.
-import type { WeightMap } from '../../core/model/weights.ts';
+import { type WeightMap } from '../../core/public.ts';
 import type { Adapter } from './adapter.ts';
 import { mergeAdapter } from './merge.ts';
 

@@ -1,6 +1,6 @@
 // The scheduler step of a batch under an SDE plan: window samples take the stochastic step
 // (noise from the batch's noise source, log-prob when asked), the others the Euler step.
-import type { StepContext, StepResult } from '../../core/pipeline/types.ts';
+import { type StepContext, type StepResult } from '../../core/public.ts';
 import { inWindow, type SdePlan } from './plan.ts';
 import { addNoise, eulerInto, transition } from './sde-step.ts';
 

@@ -2,9 +2,7 @@
 // Request option `sde: { type: 'ode' | 'sde' | 'cps', noiseLevel?, window?: { size, range? },
 // windowStarts?, logProbs? }`; RPC `computeLogProbs(args)` rescoring a stored trajectory.
 // Without the option (or without this plugin) core's Euler step runs.
-import type { PluginFactory } from '../../core/plugin.ts';
-import type { BatchContext } from '../../core/pipeline/types.ts';
-import type { GenerateRequest } from '../../core/protocol.ts';
+import { type BatchContext, type GenerateRequest, type PluginFactory } from '../../core/public.ts';
 import { sdeBatchStep } from './batch-step.ts';
 import { getSdePlan, planBatch, setSdePlan } from './plan.ts';
 import { parseSdeOptions, type SdeOptions } from './options.ts';
@@ -27,6 +25,12 @@ function plan(ctx: BatchContext): void {
   }
   const p = planBatch(ctx.samples, options!, ctx.params.steps);
   setSdePlan(ctx, p);
+  ctx.recorded = {
+    windowSize: p.windowSize,
+    starts: p.starts,
+    logProbs: p.logProbs,
+    noLogProbsReason: p.type === 'ode' ? "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }" : 'sde.logProbs is false',
+  };
   // Everything a trainer needs to recompute the log-probs goes with the rollout.
   ctx.meta.sde_type = p.type;
   ctx.meta.noise_level = p.noiseLevel;

@@ -1,7 +1,6 @@
 // The `sde` request option, validated against the batch's step count; errors name the field.
 import { z } from 'zod';
-import type { GenerateRequest } from '../../core/protocol.ts';
-import { optionError } from './option-errors.ts';
+import { optionError, type GenerateRequest } from '../../core/public.ts';
 
 const nonNegInt = z.number().int().min(0);
 

@@ -1,8 +1,7 @@
 // A batch's SDE plan: step type, noise level, and each sample's stochastic window, drawn from the
 // sample's seed. Other plugins (latent capture) read it through getSdePlan(ctx), webpack's
 // getCompilationHooks idea: a WeakMap keyed by the batch, no core change.
-import { streamRandom } from '../../core/pipeline/seeded-noise.ts';
-import type { BatchContext, SampleSpec } from '../../core/pipeline/types.ts';
+import { streamRandom, type BatchContext, type SampleSpec } from '../../core/public.ts';
 import type { SdeOptions } from './options.ts';
 import type { SdeType } from './sde-step.ts';
 

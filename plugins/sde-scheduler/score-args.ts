@@ -1,5 +1,5 @@
 // The computeLogProbs arguments of a rollout: everything needed is in its outputs and meta.
-import type { RolloutData } from '../../core/protocol.ts';
+import { type RolloutData } from '../../core/public.ts';
 import type { ScoreArgs } from './score-inputs.ts';
 
 export function scoreArgsFromRollout(rollout: RolloutData): ScoreArgs {

@@ -1,9 +1,7 @@
 // computeLogProbs' arguments, checked: every error names the field. Locates each recorded
 // step in the schedule (from windowStarts, or by matching allTimesteps to sigmas * 1000).
 import { z } from 'zod';
-import type { ModelSpec } from '../../core/model/manifest.ts';
-import { numel, type HostTensor } from '../../core/tensors/tensor.ts';
-import { describeIssues } from './option-errors.ts';
+import { describeIssues, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
 import { DEFAULT_NOISE_LEVEL } from './plan.ts';
 import type { StochasticType } from './sde-step.ts';
 

@@ -2,10 +2,7 @@
 // recomputation). The transformer runs on the stored latents through the current pipeline's
 // predictVelocity (CFG as in the rollout); the transition of each recorded step is the rollout's,
 // so on the rollout's own trajectory and weights the log-probs come back bit for bit.
-import type { DiffusionWorker } from '../../core/worker/diffusion-worker.ts';
-import type { WorkerHooks } from '../../core/hooks.ts';
-import type { BatchContext, NoiseSource, SampleSpec } from '../../core/pipeline/types.ts';
-import { f32, type HostTensor } from '../../core/tensors/tensor.ts';
+import { f32, type BatchContext, type DiffusionWorker, type HostTensor, type NoiseSource, type SampleSpec, type WorkerHooks } from '../../core/public.ts';
 import { fail, parseScoreArgs } from './score-inputs.ts';
 import { transition } from './sde-step.ts';
 

@@ -10,10 +10,7 @@
 // sleep when what the level releases is already released, and wakeUp when awake, are no-ops
 // (freedBytes 0, restored []); a call while a sleep is in progress is an error.
 import { z } from 'zod';
-import { tapOptions, type SleepReport } from '../../core/hooks.ts';
-import { describeZodError } from '../../core/model/manifest.ts';
-import { weightBytes, type WeightMap } from '../../core/model/weights.ts';
-import type { PluginApi, PluginFactory } from '../../core/plugin.ts';
+import { describeZodError, tapOptions, weightBytes, type PluginApi, type PluginFactory, type SleepReport, type WeightMap } from '../../core/public.ts';
 import { measureDevice, measureHost, type HostMemory } from './memory.ts';
 
 export const PLUGIN_NAME = 'sleep-mode';

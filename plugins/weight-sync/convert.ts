@@ -1,8 +1,6 @@
 // Checks named tensors against a component's parameters (name, shape) and converts them to the
 // model's dtype. All problems are gathered into one error; on any problem nothing is returned.
-import type { ParameterInfo } from '../../core/model/weights.ts';
-import { fromFloat32, toFloat32, type FloatDType } from '../../core/tensors/dtype-convert.ts';
-import { DTYPE_ARRAY, type DType, type HostTensor } from '../../core/tensors/tensor.ts';
+import { DTYPE_ARRAY, fromFloat32, toFloat32, type DType, type FloatDType, type HostTensor, type ParameterInfo } from '../../core/public.ts';
 import type { ReadTensors } from './read-source.ts';
 
 const FLOAT: readonly DType[] = ['F32', 'F16', 'BF16', 'F64'];

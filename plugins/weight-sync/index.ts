@@ -4,9 +4,7 @@
 //   abortWeightUpdate()    drops the staged buckets
 // A bad update (unknown name, wrong shape, unsupported dtype, malformed file) is an error and
 // changes nothing; staged buckets stay until finishWeightUpdate or abortWeightUpdate.
-import { COMPONENT_NAMES, type ComponentName } from '../../core/model/manifest.ts';
-import type { PluginFactory } from '../../core/plugin.ts';
-import type { WeightStore } from '../../core/model/weights.ts';
+import { COMPONENT_NAMES, type ComponentName, type PluginFactory, type WeightStore } from '../../core/public.ts';
 import { checkAndConvert } from './convert.ts';
 import { readWeightSource } from './read-source.ts';
 import { buildMaps, WeightStaging } from './staging.ts';

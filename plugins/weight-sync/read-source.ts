@@ -1,7 +1,6 @@
 // What loadWeights accepts, read into named tensors: a .safetensors path, .safetensors bytes, or
 // named tensors ({ dtype, shape, data }). Every problem is an error naming the source and the tensor.
-import { parseSafetensors, readSafetensorsFile } from '../../core/tensors/safetensors.ts';
-import { DTYPE_ARRAY, DTYPE_BYTES, numel, type DType, type HostTensor } from '../../core/tensors/tensor.ts';
+import { DTYPE_ARRAY, DTYPE_BYTES, numel, parseSafetensors, readSafetensorsFile, type DType, type HostTensor } from '../../core/public.ts';
 
 export type WeightSource = string | Uint8Array | Record<string, HostTensor>;
 

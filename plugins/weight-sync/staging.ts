@@ -1,8 +1,6 @@
 // Weight updates are built as new maps (the current map's tensors, then the update's) and swapped
 // in together: one version bump per commit, and a batch in flight keeps the maps it started with.
-import type { ComponentName } from '../../core/model/manifest.ts';
-import type { WeightMap, WeightSet, WeightStore } from '../../core/model/weights.ts';
-import type { HostTensor } from '../../core/tensors/tensor.ts';
+import { type ComponentName, type HostTensor, type WeightMap, type WeightSet, type WeightStore } from '../../core/public.ts';
 
 export type ComponentUpdate = ReadonlyMap<string, HostTensor>;
 

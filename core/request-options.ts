@@ -1,4 +1,5 @@
-// Option errors that name the field: "request 2: invalid sde option: sde.window.size: Too small ...".
+// Errors for plugins' request options that name the field:
+// "request 2: invalid sde option: sde.window.size: Too small ...".
 import type { z } from 'zod';
 
 /** "prefix.path[0].field: message; ..." for every issue. */
