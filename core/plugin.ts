@@ -18,6 +18,8 @@ export interface PluginApi {
   registerMethod(name: string, fn: RpcMethod): void;
   /** Declares a load format this plugin's loadModel tap answers (listed in errors). */
   registerLoadFormat(format: string): void;
+  /** Declares a wakeUp tag this plugin restores in its hooks.wakeUp tap (beside 'weights', 'sessions'). */
+  declareWakeTag(tag: string): void;
   /** Declares a request key this plugin reads (`sde`, `lora`): a request key no plugin claims is refused. */
   claimRequestKey(key: string): void;
 }

@@ -4,6 +4,7 @@ import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-ba
 import { weightBytes } from '../core/model/weights.ts';
 import { createWorker } from '../index.ts';
 import type { SleepResult } from '../plugins/sleep-mode/index.ts';
+import type { PluginFactory } from '../core/plugin.ts';
 import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
 import { asRecord, dummyWeights, expectSameRollout, REQUESTS } from './support/weights.ts';
 
@@ -129,5 +130,25 @@ describe('sleep-mode', () => {
     await expect(w.generate(REQUESTS)).rejects.toThrow(/the worker is asleep/);
     await w.executeMethod('wakeUp');
     expectSameRollout(await w.generate(REQUESTS), before);
+  });
+  it("wakes a plugin's own tag: its sleep tap releases, its wakeUp tap restores", async () => {
+    const events: string[] = [];
+    const cache: PluginFactory = () => ({
+      name: 'my-cache',
+      apply({ hooks, declareWakeTag }) {
+        declareWakeTag('my_cache');
+        hooks.sleep.tap('my-cache', (report) => { events.push(`release at level ${report.level}`); return { ...report, released: [...report.released, 'my_cache'] }; });
+        hooks.wakeUp.tap('my-cache', (tags) => { if (tags.includes('my_cache')) events.push('restore'); });
+      },
+    });
+    const w = await inlineWorker({ loadOptions: A }, { cache });
+    open.push(w);
+    const r = await sleep(w, { level: 1 });
+    expect(r.released).toEqual(['my_cache', 'sessions']);
+    await expect(wake(w, ['my_cach'])).rejects.toThrow(/unknown tag "my_cach" \(known: sessions, kv_cache, weights, my_cache\)/);
+    expect((await wake(w, ['my_cache'])).restored).toEqual(['my_cache']);
+    expect((await wake(w, ['sessions'])).awake).toBe(true);
+    expect(events).toEqual(['release at level 1', 'restore']);
+    await expect(inlineWorker({ loadOptions: A }, { cache, again: cache })).rejects.toThrow(/wakeUp tag 'my_cache' of plugin 'my-cache' is already declared by plugin 'my-cache'/);
   });
 });

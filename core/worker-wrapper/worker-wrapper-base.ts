@@ -106,6 +106,11 @@ export class WorkerWrapperBase {
       worker: this.worker,
       registerMethod: (name, fn) => this.methods.register(name, fn, owner),
       registerLoadFormat: (format) => this.worker.registerLoadFormat(format),
+      declareWakeTag: (tag) => {
+        const existing = this.worker.wakeTags.get(tag);
+        if (existing) throw new Error(`wakeUp tag '${tag}' of ${owner} is already declared by ${existing}`);
+        this.worker.wakeTags.set(tag, owner);
+      },
       claimRequestKey: (key) => this.worker.runner.claimRequestKey(key, owner),
     };
     await plugin.apply(api);

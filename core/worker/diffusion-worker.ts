@@ -20,6 +20,8 @@ import { resolve as resolvePath } from 'node:path';
 export class DiffusionWorker {
   private loaded: LoadedModel | undefined;
   private readonly formats = new Set<string>(['onnx']);
+  /** wakeUp tags plugins restore, with the plugin that declared each. */
+  readonly wakeTags = new Map<string, string>();
   private status: WorkerState = 'loading';
   private readonly inFlight = new Set<{ promise: Promise<unknown>; abort: AbortController }>();
 

@@ -3,7 +3,8 @@
 //     level 1 releases the inference sessions (device memory); weights stay in host memory.
 //     level 2 drops the weights too; they come back by wakeUp(['weights']) (a reload from the
 //     checkpoint) or by loadWeights of full state dicts.
-//   wakeUp({ tags }) or wakeUp(tags): 'sessions' ('kv_cache' is an alias), 'weights'; all when absent.
+//   wakeUp({ tags }) or wakeUp(tags): 'sessions' ('kv_cache' is an alias), 'weights', and tags other
+//   plugins declared (api.declareWakeTag); all when absent.
 //   sleepState()
 // Readiness is derived from what is held (sessions open, every component's weights present), so
 // any order of partial wakes and weight loads ends awake once everything is back. Out of order:
@@ -26,7 +27,6 @@ const sleepArgs = z.object({
 }).strict();
 
 const TAGS = { sessions: 'sessions', kv_cache: 'sessions', weights: 'weights' } as const;
-type Tag = (typeof TAGS)[keyof typeof TAGS];
 
 export interface SleepResult {
   level: 1 | 2;
@@ -149,13 +149,14 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
     }
   }
 
-  async function wakeUp(arg?: unknown): Promise<{ restored: Tag[]; awake: boolean; weightsVersion: number; seconds: number; asleep?: string }> {
+  async function wakeUp(arg?: unknown): Promise<{ restored: string[]; awake: boolean; weightsVersion: number; seconds: number; asleep?: string }> {
     if (sleeping) throw new Error('wakeUp: a sleep is in progress; wait for it to return');
-    const tags = parseTags(arg);
+    const tags = parseTags(arg, worker.wakeTags);
     const t0 = performance.now();
     const before = { sessions: sessionsOpen(), weights: missingWeights().length === 0 };
     await hooks.wakeUp.promise(tags);
-    const restored = tags.filter((t) => !before[t] && (t === 'sessions' ? sessionsOpen() : missingWeights().length === 0));
+    // Plugins' own tags count as restored once their taps returned.
+    const restored = tags.filter((t) => t !== 'sessions' && t !== 'weights' ? true : !before[t] && (t === 'sessions' ? sessionsOpen() : missingWeights().length === 0));
     markAwakeIfReady();
     const asleep = asleepReason();
     return { restored, awake: !asleep, weightsVersion: store.version, seconds: (performance.now() - t0) / 1000, ...(asleep ? { asleep } : {}) };
@@ -176,18 +177,22 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
   return { sleep, wakeUp, sleepState };
 }
 
-/** wakeUp(['weights']), wakeUp({ tags: [...] }), or wakeUp() for everything. */
-function parseTags(arg: unknown): Tag[] {
+/**
+ * wakeUp(['weights']), wakeUp({ tags: [...] }), or wakeUp() for everything. Besides the built-in
+ * tags, a tag another plugin declared (api.declareWakeTag) is passed on to hooks.wakeUp.
+ */
+function parseTags(arg: unknown, declared: ReadonlyMap<string, string>): string[] {
   const raw = Array.isArray(arg) ? arg : arg === undefined || arg === null ? undefined : (arg as { tags?: unknown }).tags;
-  if (raw === undefined || raw === null) return ['weights', 'sessions'];
+  if (raw === undefined || raw === null) return ['weights', 'sessions', ...declared.keys()];
   if (!Array.isArray(raw) || raw.length === 0) throw new Error('wakeUp: tags must be a non-empty array (omit them to wake everything)');
-  const tags = new Set<Tag>();
+  const tags = new Set<string>();
   for (const t of raw) {
-    if (typeof t !== 'string' || !Object.hasOwn(TAGS, t)) throw new Error(`wakeUp: unknown tag ${JSON.stringify(t)} (known: ${Object.keys(TAGS).join(', ')})`);
-    tags.add(TAGS[t as keyof typeof TAGS]);
+    if (typeof t === 'string' && Object.hasOwn(TAGS, t)) tags.add(TAGS[t as keyof typeof TAGS]);
+    else if (typeof t === 'string' && declared.has(t)) tags.add(t);
+    else throw new Error(`wakeUp: unknown tag ${JSON.stringify(t)} (known: ${[...Object.keys(TAGS), ...declared.keys()].join(', ')})`);
   }
-  // Weights before sessions: sessions are only useful with weights to run.
-  return (['weights', 'sessions'] as const).filter((t) => tags.has(t));
+  // Weights before sessions: sessions are only useful with weights to run. Plugins' tags last.
+  return [...(['weights', 'sessions'] as const).filter((t) => tags.has(t)), ...[...tags].filter((t) => declared.has(t))];
 }
 
 const sleepMode: PluginFactory = (options) => ({
