@@ -188,11 +188,11 @@ export class Hot extends TextToImagePipeline { static override readonly pipeline
     const worker = await createWorker(join(ROOT, 'examples/custom-pipeline/worker-config.yaml'));
     try {
       const r = await worker.generate([{ prompt: 'a red circle', seed: 1, steps: 2 }]);
-      expect(r.batch.velocities.shape).toEqual([1, 2, 4, 8, 8]);
+      expect(r.batch.velocities.shape).toEqual([1, 2, 3, 32, 32]); // the embedded model's latents
       await worker.executeMethod('reInitPipeline', { pipelineClass: null });
       expect((await worker.generate([{ prompt: 'a red circle', seed: 1, steps: 2 }])).batch.velocities).toBeUndefined();
       await worker.executeMethod('reInitPipeline', { pipelineClass: 'velocity-capture.ts#VelocityCapturePipeline', options: { key: 'v' } });
-      expect((await worker.generate([{ prompt: 'a red circle', seed: 1, steps: 2 }])).batch.v.shape).toEqual([1, 2, 4, 8, 8]);
+      expect((await worker.generate([{ prompt: 'a red circle', seed: 1, steps: 2 }])).batch.v.shape).toEqual([1, 2, 3, 32, 32]);
     } finally {
       await worker.close();
     }

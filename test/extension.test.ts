@@ -36,7 +36,7 @@ describe('worker extension classes and user plugins', () => {
 
   it('removing a plugin from the list removes its methods and nothing else', async () => {
     const config = loadConfigFile(`${examples}worker-config.yaml`);
-    const w = await inlineWorker({ ...config, plugins: ['dummy-loader'], executor: 'inline' });
+    const w = await inlineWorker({ baseDir: config.baseDir, workerExtensionClasses: config.workerExtensionClasses, plugins: ['dummy-loader'] } as never);
     const methods = (await w.executeMethod('listMethods')) as string[];
     expect(methods).not.toContain('stepsSeen');
     expect(methods).toContain('meanPixel');
