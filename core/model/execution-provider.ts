@@ -8,6 +8,9 @@ export function sessionOptions(device: DeviceName, threads: number | undefined):
     executionProviders: [device],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3, // errors only: ORT's warnings about graph rewrites are noise to users
+    // No busy-waiting between runs: idle ONNX Runtime threads would otherwise spin and take cores
+    // from the caller's thread, the trainer and other workers' sessions.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
   if (threads !== undefined) {
     options.intraOpNumThreads = threads;
