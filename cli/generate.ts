@@ -20,8 +20,8 @@ export interface GenerateOptions {
 }
 
 /** Runs the rollout with a progress bar on a terminal, plain lines otherwise. */
-async function runWithProgress(worker: OmniWorker, request: GenerateRequest, tty: boolean): Promise<RolloutBatch> {
-  if (!tty) {
+async function runWithProgress(worker: OmniWorker, request: GenerateRequest, bar: boolean): Promise<RolloutBatch> {
+  if (!bar) {
     worker.events.on('step', (s) => console.log(`step ${s.step}/${s.steps} (batch of ${s.batchSize})`));
     return worker.generate([request]);
   }
@@ -52,7 +52,9 @@ export async function generateCommand(opts: GenerateOptions): Promise<string[]> 
       ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
       ...(opts.guidance !== undefined ? { guidanceScale: opts.guidance } : {}),
     };
-    const rollout = await runWithProgress(worker, request, Boolean(process.stdout.isTTY));
+    // A bar needs a terminal wide enough to draw it; otherwise plain lines.
+    const bar = Boolean(process.stdout.isTTY) && (process.stdout.columns ?? 0) >= 40;
+    const rollout = await runWithProgress(worker, request, bar);
     await mkdir(opts.out, { recursive: true });
     const written: string[] = [];
     const images = rollout.batch.responses;
