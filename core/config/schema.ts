@@ -22,6 +22,8 @@ export const workerConfigSchema = z.object({
   /** Options of the load format (the dummy architecture, say). */
   loadOptions: z.record(z.string(), z.unknown()).default({}),
   device: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
+  /** CUDA: allow TF32 matmuls (faster, ~1e-2 off float32); strict float32 by default. */
+  cudaTf32: z.boolean().default(false),
   /** ONNX Runtime intra-op threads; ONNX Runtime's default when absent. */
   threads: z.number().int().positive().optional(),
   maxBatchSize: z.number().int().positive().default(16),

@@ -6,6 +6,7 @@ import { WorkerEvents, type WorkerEventName } from '../events.ts';
 import type { WorkerConfig } from '../config/schema.ts';
 import type { PluginRegistry } from '../plugin.ts';
 import { WorkerWrapperBase } from '../worker-wrapper/worker-wrapper-base.ts';
+import { prepareDeviceEnvironment } from '../model/execution-provider.ts';
 import { reviveError, type FromThread, type ToThread } from './protocol.ts';
 
 export interface Executor {
@@ -31,6 +32,7 @@ export class InlineExecutor implements Executor {
   }
 
   static async start(config: WorkerConfig, registry: RegistryRef): Promise<InlineExecutor> {
+    prepareDeviceEnvironment(config.device, config.cudaTf32);
     return new InlineExecutor(await WorkerWrapperBase.create(config, { registry: registry.registry }));
   }
 
@@ -52,6 +54,7 @@ export class ThreadExecutor implements Executor {
   private constructor(private readonly thread: Worker) {}
 
   static start(config: WorkerConfig, registry: RegistryRef): Promise<ThreadExecutor> {
+    prepareDeviceEnvironment(config.device, config.cudaTf32); // here: the thread's env is a copy
     const boot = fileURLToPath(new URL('./thread-boot.mjs', import.meta.url));
     const thread = new Worker(boot, { workerData: { config, registryModule: registry.module, registryExport: registry.export } });
     const executor = new ThreadExecutor(thread);

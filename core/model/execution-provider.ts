@@ -19,6 +19,19 @@ export function sessionOptions(device: DeviceName, threads: number | undefined):
   return options;
 }
 
+/**
+ * Process-wide settings a device needs before its first session. CUDA: strict float32 matmuls
+ * (NVIDIA_TF32_OVERRIDE=0 for cuBLAS and cuDNN), since ONNX Runtime's CUDA provider allows TF32
+ * by default and the JS binding cannot turn it off: with TF32 a rollout drifts ~1e-2 from the CPU
+ * and the reference, and the trainer's recomputed log-probs would not match. Must run on the
+ * main thread (a worker thread's process.env is its own copy); a value the user set wins.
+ */
+export function prepareDeviceEnvironment(device: DeviceName, allowTf32: boolean): void {
+  if (device === 'cuda' && process.env.NVIDIA_TF32_OVERRIDE === undefined && !allowTf32) {
+    process.env.NVIDIA_TF32_OVERRIDE = '0';
+  }
+}
+
 /** Rewords a session-creation failure so that the provider is named. */
 export function providerError(device: DeviceName, component: string, cause: unknown): Error {
   const why = cause instanceof Error ? cause.message : String(cause);
