@@ -8,10 +8,6 @@ export function token<T>(description: string): Token<T> {
   return Symbol(description) as Token<T>;
 }
 
-export function resolve<T>(container: DependencyContainer, t: Token<T>): T {
-  return container.resolve<T>(t);
-}
-
 export function registerValue<T>(container: DependencyContainer, t: Token<T>, value: T): void {
   container.register<T>(t, { useValue: value });
 }

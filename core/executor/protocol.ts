@@ -1,7 +1,6 @@
 // Messages between the caller's thread and the inference thread.
 export type ToThread =
   | { kind: 'call'; id: number; method: string; args: unknown[] }
-  /** Arguments whose listed buffers were moved, not copied. */
   | { kind: 'close'; id: number };
 
 export type FromThread =
