@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SceneAlignmentReward, parsePrompt } from '../rewards/scene-alignment.ts';
 import { jpegCompressibility, jpegSizes } from '../rewards/jpeg-compressibility.ts';
+import { parseSafetensors } from '../core/tensors/safetensors.ts';
+import type { ImageBatch } from '../rewards/images.ts';
 
 // Minimal safetensors reader (test-local): header JSON + little-endian data.
 function readSafetensors(path: string) {
@@ -107,26 +109,47 @@ describe('scene alignment reward', () => {
   });
 });
 
-describe('jpeg compressibility reward', () => {
-  it('scores noise lower than a flat image, in minus kilobytes', () => {
+describe('jpeg compressibility reward (Flow-GRPO: PIL at quality 95, -kB / 500)', () => {
+  // PIL's byte counts, from python/omni_ref/jpeg_sizes.py: embedded-model rollouts (two prompts,
+  // eight seeds each) and seeded odd-size (17x33) images.
+  const fixture = async () => parseSafetensors(new Uint8Array(readFileSync(new URL('./fixtures/jpeg-pil.safetensors', import.meta.url))));
+
+  it("gives PIL's byte counts exactly, on rollouts and on odd sizes", async () => {
+    const f = await fixture();
+    for (const name of ['group', 'odd']) {
+      const images = f.get(name) as ImageBatch;
+      const pil = Array.from(f.get(`${name}_pil_bytes`).data as BigInt64Array, Number);
+      expect(Array.from(await jpegSizes(images))).toEqual(pil);
+    }
+  });
+
+  it('scores -(kB) / 500 of the PIL size, so a group ranks as in Flow-GRPO', async () => {
+    const f = await fixture();
+    const group = f.get('group') as ImageBatch;
+    const pil = Array.from(f.get('group_pil_bytes').data as BigInt64Array, Number);
+    const r = await jpegCompressibility(group);
+    expect(r).toBeInstanceOf(Float32Array);
+    expect(Array.from(r)).toEqual(pil.map((bytes) => Math.fround(-(bytes / 1000) / 500)));
+    const rank = (xs: readonly number[]) => xs.map((_, i) => i).sort((a, b) => xs[a]! - xs[b]! || a - b);
+    expect(rank(Array.from(r))).toEqual(rank(pil.map((b) => -b)));
+  });
+
+  it('scores noise lower than a flat image; a lower quality makes smaller files', async () => {
     const f = flat([128, 128, 128]);
     const noise = flat([0, 0, 0]);
     let s = 12345;
     for (let i = 0; i < noise.data.length; i++) { s = (s * 1103515245 + 12345) >>> 0; noise.data[i] = s >>> 24; }
     const both = { data: new Uint8Array([...f.data, ...noise.data]), shape: [2, 3, 32, 32] };
-    const r = jpegCompressibility(both);
-    expect(r).toBeInstanceOf(Float32Array);
-    expect(r.length).toBe(2);
+    const r = await jpegCompressibility(both);
     expect(r[0]!).toBeLessThan(0);
     expect(r[1]!).toBeLessThan(r[0]!);
-    const sizes = jpegSizes(both, 95);
-    expect(r[1]).toBeCloseTo(-sizes[1]! / 1000, 6);
-    expect(jpegSizes(both, 10)[1]!).toBeLessThan(sizes[1]!);
+    expect((await jpegSizes(both, 10))[1]!).toBeLessThan((await jpegSizes(both, 95))[1]!);
   });
 
-  it('rejects bad inputs with clear errors', () => {
-    expect(() => jpegCompressibility({ data: new Uint8Array(10), shape: [1, 3, 32, 32] })).toThrow(/elements/);
-    expect(() => jpegCompressibility({ data: new Uint8Array(3072), shape: [3, 32, 32] })).toThrow(/\[B, 3, H, W\]/);
-    expect(() => jpegCompressibility(flat([1, 2, 3]), 0)).toThrow(/quality/);
+  it('rejects bad inputs with clear errors', async () => {
+    await expect(jpegCompressibility({ data: new Uint8Array(10), shape: [1, 3, 32, 32] })).rejects.toThrow(/elements/);
+    await expect(jpegCompressibility({ data: new Uint8Array(3072), shape: [3, 32, 32] })).rejects.toThrow(/\[B, 3, H, W\]/);
+    await expect(jpegCompressibility(flat([1, 2, 3]), 0)).rejects.toThrow(/quality must be an integer in \[1, 100\], got 0/);
+    await expect(jpegCompressibility(flat([1, 2, 3]), 94.5)).rejects.toThrow(/quality/);
   });
 });
