@@ -1,5 +1,5 @@
 // `omni-worker generate`: images from a prompt, plus the rollout as rollout.safetensors.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Listr } from 'listr2';
 import { createWorker, type OmniWorker } from '../index.ts';
@@ -7,6 +7,7 @@ import { loadConfigFile } from '../core/config/load-config.ts';
 import { gridPng, imagePng } from '../core/image/png.ts';
 import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
 import type { GenerateRequest } from '../core/protocol.ts';
+import { clearStale, prepareOutDir } from './out-dir.ts';
 
 export interface GenerateOptions {
   prompt: string;
@@ -15,6 +16,8 @@ export interface GenerateOptions {
   guidance?: number;
   seed: number;
   out: string;
+  /** Replace an earlier run's outputs in `out` (refused otherwise). */
+  overwrite?: boolean;
   config?: string;
   negativePrompt?: string;
 }
@@ -41,6 +44,8 @@ async function runWithProgress(worker: OmniWorker, request: GenerateRequest, bar
 }
 
 export async function generateCommand(opts: GenerateOptions): Promise<string[]> {
+  // Before the model loads: a folder that cannot take the outputs must not cost a rollout.
+  const outDir = await prepareOutDir(opts.out, opts.overwrite ?? false);
   const config = opts.config ? loadConfigFile(opts.config) : undefined;
   const worker = await createWorker(config);
   try {
@@ -55,17 +60,17 @@ export async function generateCommand(opts: GenerateOptions): Promise<string[]> 
     // A bar needs a terminal wide enough to draw it; otherwise plain lines.
     const bar = Boolean(process.stdout.isTTY) && (process.stdout.columns ?? 0) >= 40;
     const rollout = await runWithProgress(worker, request, bar);
-    await mkdir(opts.out, { recursive: true });
+    await clearStale(outDir);
     const written: string[] = [];
     const images = rollout.batch.responses;
     for (let b = 0; b < images.shape[0]; b++) {
-      const path = join(opts.out, `image-${String(b).padStart(3, '0')}-seed${rollout.nonTensorBatch.seed[b]}.png`);
+      const path = join(outDir.path, `image-${String(b).padStart(3, '0')}-seed${rollout.nonTensorBatch.seed[b]}.png`);
       await writeFile(path, imagePng(images, b));
       written.push(path);
     }
-    const grid = join(opts.out, 'grid.png');
+    const grid = join(outDir.path, 'grid.png');
     await writeFile(grid, gridPng(images, { zoom: images.shape[2] < 128 ? 4 : 1 }));
-    const rolloutPath = join(opts.out, 'rollout.safetensors');
+    const rolloutPath = join(outDir.path, 'rollout.safetensors');
     await rollout.save(rolloutPath);
     written.push(grid, rolloutPath);
     return written;

@@ -28,7 +28,8 @@ export function buildProgram(): Command {
     .option('--steps <n>', 'denoising steps (model default when absent)', int('--steps', 1))
     .option('--guidance <w>', 'classifier-free guidance scale (model default when absent)', float('--guidance'))
     .option('--seed <k>', 'seed of the first image; image i uses seed + i', int('--seed', 0), 0)
-    .option('--out <dir>', 'output folder', 'out')
+    .option('--out <dir>', 'output folder, created when absent; checked before the model loads', 'out')
+    .option('--overwrite', "replace an earlier run's outputs in --out (image-*.png, grid.png, rollout.safetensors); without it such a folder is refused. Other files stay", false)
     .option('--config <file>', 'worker config (YAML or JSON); the embedded model when absent')
     .action(async (opts) => {
       const files = await generateCommand(opts);

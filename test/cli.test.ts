@@ -1,15 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { decode } from 'fast-png';
 import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
+import { prepareOutDir } from '../cli/out-dir.ts';
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../bin/omni-worker.js', import.meta.url));
+const SMALL = 'loadFormat: dummy\nloadOptions: { height: 16, width: 16, downscale: 2 }\nthreads: 1\n';
 
 describe('omni-worker generate', () => {
   it('writes one PNG per image, a grid and the rollout', async () => {
@@ -37,5 +39,47 @@ describe('omni-worker generate', () => {
   it('fails with a clear message on bad arguments', async () => {
     await expect(run('node', [bin, 'generate', '--prompt', 'x', '--num-images', '0'])).rejects.toMatchObject({ stderr: expect.stringMatching(/--num-images must be an integer >= 1/) });
     await expect(run('node', [bin, 'generate', '--prompt', 'x', '--config', '/nonexistent.yaml'])).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot read config \/nonexistent.yaml/) });
+  });
+
+  it("refuses a folder holding an earlier run's outputs before the model loads; --overwrite replaces them and keeps other files", async () => {
+    const out = mkdtempSync(join(tmpdir(), 'omni-cli-'));
+    const config = join(out, 'c.yaml');
+    writeFileSync(config, SMALL);
+    const args = ['generate', '--prompt', 'a red circle', '--steps', '2', '--out', out, '--config', config];
+    await run('node', [bin, ...args, '--num-images', '3', '--seed', '5']);
+    const refused = await run('node', [bin, ...args, '--num-images', '1']).then(() => undefined, (e: { stdout: string; stderr: string }) => e);
+    expect(refused?.stderr).toMatch(/--out .* holds an earlier run's outputs \(grid\.png, image-000-seed5\.png, image-001-seed6\.png, image-002-seed7\.png, \.\.\. \(5 files\)\)/);
+    expect(refused?.stderr).toMatch(/pass --overwrite to replace them/);
+    expect(refused?.stdout).not.toMatch(/step/); // nothing ran
+    expect(readdirSync(out)).toHaveLength(6);
+    await run('node', [bin, ...args, '--num-images', '1', '--overwrite']);
+    expect(readdirSync(out).sort()).toEqual(['c.yaml', 'grid.png', 'image-000-seed0.png', 'rollout.safetensors']);
+    expect((await RolloutBatch.load(join(out, 'rollout.safetensors'))).length).toBe(1);
+  });
+
+  it('refuses an --out that cannot take the outputs before the model loads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omni-cli-'));
+    const file = join(dir, 'taken');
+    writeFileSync(file, 'x');
+    writeFileSync(join(dir, 'c.yaml'), SMALL);
+    const e = await run('node', [bin, 'generate', '--prompt', 'x', '--out', file, '--config', join(dir, 'c.yaml')]).then(() => undefined, (x: { stdout: string; stderr: string }) => x);
+    expect(e?.stderr).toMatch(/--out .*taken exists and is not a folder/);
+    expect(e?.stdout).not.toMatch(/step/);
+    expect(readFileSync(file, 'utf8')).toBe('x');
+    // The same checks, without a process each.
+    await expect(prepareOutDir('', false)).rejects.toThrow(/--out must name a folder \(got an empty string\)/);
+    await expect(prepareOutDir(join(file, 'below'), false)).rejects.toThrow(/--out .*taken\/below: cannot use the path \(ENOTDIR\)/);
+    await expect(prepareOutDir('/proc/self', false)).rejects.toThrow(/--out \/proc\/self is on the kernel's proc filesystem/);
+    await expect(prepareOutDir('/proc/omni-worker-out', false)).rejects.toThrow(/proc filesystem/);
+    await expect(prepareOutDir('/sys/omni-worker-out/deeper', false)).rejects.toThrow(/sysfs filesystem/);
+    const fresh = join(dir, 'a', 'b');
+    expect(await prepareOutDir(fresh, false)).toEqual({ path: fresh, stale: [] });
+    expect(readdirSync(fresh)).toEqual([]); // created, the probe gone
+    writeFileSync(join(fresh, 'notes.txt'), ''); // other files do not matter
+    writeFileSync(join(fresh, 'grid.png'), '');
+    await expect(prepareOutDir(fresh, false)).rejects.toThrow(/holds an earlier run's outputs \(grid\.png\)/);
+    expect(await prepareOutDir(fresh, true)).toEqual({ path: fresh, stale: ['grid.png'] });
+    mkdirSync(join(fresh, 'rollout.safetensors'));
+    await expect(prepareOutDir(fresh, true)).rejects.toThrow(/rollout\.safetensors is in the way and is not a file/);
   });
 });
