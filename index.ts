@@ -1,5 +1,6 @@
 // omni-worker's public API: createWorker(config) -> generate / executeMethod / collectiveRpc / close.
 import { existsSync } from 'node:fs';
+import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from './core/config/load-config.ts';
 import type { WorkerConfig, WorkerConfigInput } from './core/config/schema.ts';
@@ -8,17 +9,22 @@ import type { WorkerEvents } from './core/events.ts';
 import type { GenerateRequest, RolloutData } from './core/protocol.ts';
 import { BUILTIN_PLUGINS } from './plugins/builtin.ts';
 import { RolloutBatch } from './core/rollout/rollout-batch.ts';
+import { PACKAGE_ROOT } from './core/package-paths.ts';
+import type { WorkerServices } from './core/services.ts';
 
 export * from './core/public.ts';
 export { BUILTIN_PLUGINS };
 export { scoreArgsFromRollout } from './plugins/sde-scheduler/score-args.ts';
 export * as rewards from './rewards/index.ts';
 
-/** The embedded default model, shipped in the repository. */
-export const EMBEDDED_MODEL_DIR = fileURLToPath(new URL('./models/shapes-dit', import.meta.url));
+/** The embedded default model, shipped in the package. */
+export const EMBEDDED_MODEL_DIR = join(PACKAGE_ROOT, 'models', 'shapes-dit');
+
+// '.ts' running the sources, '.js' compiled: the inference thread imports the registry by path.
+const MODULE_EXT = extname(fileURLToPath(import.meta.url));
 
 const BUILTIN_REF: RegistryRef = {
-  module: fileURLToPath(new URL('./plugins/builtin.ts', import.meta.url)),
+  module: fileURLToPath(new URL(`./plugins/builtin${MODULE_EXT}`, import.meta.url)),
   export: 'BUILTIN_PLUGINS',
   registry: BUILTIN_PLUGINS,
 };
@@ -40,17 +46,36 @@ export interface OmniWorker {
   close(): Promise<void>;
 }
 
-/** With no model named, the embedded model; before it exists, the dummy model. */
-export function withDefaultModel(config: WorkerConfig): WorkerConfig {
+/** With no model named, the embedded model; an error naming its path when it is missing. */
+export function withDefaultModel(config: WorkerConfig, embeddedModelDir: string = EMBEDDED_MODEL_DIR): WorkerConfig {
   if (config.model || config.loadFormat !== 'onnx') return config;
-  if (existsSync(`${EMBEDDED_MODEL_DIR}/model.json`)) return { ...config, model: EMBEDDED_MODEL_DIR };
-  return { ...config, loadFormat: 'dummy' };
+  const manifest = join(embeddedModelDir, 'model.json');
+  if (!existsSync(manifest)) {
+    throw new Error(`no model named (config.model) and the embedded model is missing: ${manifest} does not exist; ` +
+      `give config.model a model folder, or loadFormat 'dummy' for a random test model`);
+  }
+  return { ...config, model: embeddedModelDir };
 }
 
-export async function createWorker(config?: WorkerConfigInput | WorkerConfig | string): Promise<OmniWorker> {
+export interface CreateWorkerOptions {
+  /**
+   * Services that replace core's defaults for this worker: tokenizer, modelFolder, pipeline,
+   * randomSeed (core/services.ts). Functions do not cross to an inference thread, so these need
+   * `executor: 'inline'`; with the thread executor a plugin re-registers the service's token on
+   * `api.container` instead.
+   */
+  services?: Partial<WorkerServices>;
+}
+
+export async function createWorker(config?: WorkerConfigInput | WorkerConfig | string, options: CreateWorkerOptions = {}): Promise<OmniWorker> {
   const resolved = withDefaultModel(resolveConfig(config));
+  const { services } = options;
+  if (services && Object.keys(services).length && resolved.executor !== 'inline') {
+    throw new Error(`createWorker: services (${Object.keys(services).join(', ')}) need executor 'inline', not '${resolved.executor}' ` +
+      `(functions do not cross to the inference thread; a plugin can register them on api.container instead)`);
+  }
   const executor: Executor = resolved.executor === 'inline'
-    ? await InlineExecutor.start(resolved, BUILTIN_REF)
+    ? await InlineExecutor.start(resolved, BUILTIN_REF, services)
     : await ThreadExecutor.start(resolved, BUILTIN_REF);
   return {
     config: resolved,

@@ -3,6 +3,7 @@ export type { WorkerPlugin, PluginApi, PluginFactory, PluginRegistry, RpcMethod 
 export { createWorkerHooks, tapOptions, CORE_FALLBACK_STAGE, type WorkerHooks, type SleepReport, type TapOrder } from './hooks.ts';
 export { WorkerEvents, type WorkerEventMap, type WorkerState } from './events.ts';
 export { TOKENS, token, type Token } from './tokens.ts';
+export { DEFAULT_SERVICES, type WorkerServices, type Tokenizer } from './services.ts';
 export type { WorkerConfig, WorkerConfigInput } from './config/schema.ts';
 export { parseConfig, loadConfigFile, resolveConfig, ConfigError } from './config/load-config.ts';
 export type { GenerateRequest, RolloutData } from './protocol.ts';

@@ -20,6 +20,7 @@ import type { PromptCache } from './pipeline/prompt-cache.ts';
 import type { WeightStore } from './model/weights.ts';
 import type { DiffusionModelRunner } from './model-runner/diffusion-model-runner.ts';
 import type { DiffusionWorker } from './worker/diffusion-worker.ts';
+import type { WorkerServices } from './services.ts';
 
 export const TOKENS = {
   config: token<WorkerConfig>('WorkerConfig'),
@@ -29,4 +30,9 @@ export const TOKENS = {
   weights: token<WeightStore>('WeightStore'),
   runner: token<DiffusionModelRunner>('DiffusionModelRunner'),
   worker: token<DiffusionWorker>('DiffusionWorker'),
+  // Swappable services (core/services.ts), looked up when used.
+  tokenizer: token<WorkerServices['tokenizer']>('Tokenizer'),
+  modelFolder: token<WorkerServices['modelFolder']>('ModelFolderReader'),
+  pipeline: token<WorkerServices['pipeline']>('PipelineClass'),
+  randomSeed: token<WorkerServices['randomSeed']>('RandomSeed'),
 } as const;

@@ -5,11 +5,12 @@
 // is the fraction of the prompt's attributes present in the image. Mirrors python/omni_ref/reward.py.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { checkImages, type ImageBatch } from './images.ts';
+import { PACKAGE_ROOT } from '../core/package-paths.ts';
 
-export const DEFAULT_REWARDS_DIR = fileURLToPath(new URL('.', import.meta.url));
+/** The classifier's files, shipped in the package's rewards/ folder (not beside compiled code). */
+export const DEFAULT_REWARDS_DIR = join(PACKAGE_ROOT, 'rewards');
 
 export interface SceneClassifierSpec {
   graph: string;

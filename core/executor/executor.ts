@@ -7,6 +7,7 @@ import type { WorkerConfig } from '../config/schema.ts';
 import type { PluginRegistry } from '../plugin.ts';
 import { WorkerWrapperBase } from '../worker-wrapper/worker-wrapper-base.ts';
 import { prepareDeviceEnvironment } from '../model/execution-provider.ts';
+import type { WorkerServices } from '../services.ts';
 import { reviveError, type FromThread, type ToThread } from './protocol.ts';
 
 export interface Executor {
@@ -31,9 +32,9 @@ export class InlineExecutor implements Executor {
     return this.wrapper.events;
   }
 
-  static async start(config: WorkerConfig, registry: RegistryRef): Promise<InlineExecutor> {
+  static async start(config: WorkerConfig, registry: RegistryRef, services?: Partial<WorkerServices>): Promise<InlineExecutor> {
     prepareDeviceEnvironment(config.device, config.cudaTf32);
-    return new InlineExecutor(await WorkerWrapperBase.create(config, { registry: registry.registry }));
+    return new InlineExecutor(await WorkerWrapperBase.create(config, { registry: registry.registry, services }));
   }
 
   call(method: string, args: unknown[]): Promise<unknown> {

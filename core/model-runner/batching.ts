@@ -1,6 +1,5 @@
 // Expands requests into samples and groups compatible samples into batches.
 // Compatible = same sampling parameters and same plugin options (sde, lora, ...).
-import { randomInt } from 'node:crypto';
 import type { GenerateRequest } from '../protocol.ts';
 import type { SampleSpec, SamplingParams } from '../pipeline/types.ts';
 
@@ -23,7 +22,7 @@ function positiveInt(i: number, field: string, v: unknown): number | undefined {
   return v;
 }
 
-export function expandRequests(requests: readonly GenerateRequest[], defaults: SamplingParams): { samples: SampleSpec[]; params: SamplingParams[] } {
+export function expandRequests(requests: readonly GenerateRequest[], defaults: SamplingParams, randomSeed: () => number): { samples: SampleSpec[]; params: SamplingParams[] } {
   if (!Array.isArray(requests) || requests.length === 0) throw new Error('generate needs a non-empty array of requests');
   const samples: SampleSpec[] = [];
   const params: SamplingParams[] = [];
@@ -45,7 +44,7 @@ export function expandRequests(requests: readonly GenerateRequest[], defaults: S
       guidanceScale: r.guidanceScale ?? defaults.guidanceScale,
     };
     // No seed: a fresh random one, returned in non_tensor_batch.seed so the sample can be replayed.
-    const base = r.seed ?? randomInt(0, 2 ** 47);
+    const base = r.seed ?? randomSeed();
     for (let k = 0; k < n; k++) {
       samples.push({ requestIndex: i, outputIndex: k, prompt: r.prompt, negativePrompt: r.negativePrompt ?? '', seed: r.seeds ? r.seeds[k] : base + k, request: r });
       params.push(p);
@@ -77,9 +76,10 @@ export function planBatches(
   requests: readonly GenerateRequest[],
   defaults: SamplingParams,
   maxBatchSize: number,
-  claimed: ReadonlyMap<string, string> = new Map(),
+  claimed: ReadonlyMap<string, string>,
+  randomSeed: () => number,
 ): PlannedBatch[] {
-  const { samples, params } = expandRequests(requests, defaults);
+  const { samples, params } = expandRequests(requests, defaults, randomSeed);
   checkKeys(requests, claimed);
   const groups = new Map<string, PlannedBatch[]>();
   const batches: PlannedBatch[] = [];

@@ -1,7 +1,5 @@
 // DiffusionModelRunner: turns requests into batches, runs the pipeline on each, and puts the
 // outputs back in request order. The pipeline is swappable at run time (re_init_pipeline).
-import { inject, injectable } from 'tsyringe';
-import { TOKENS } from '../tokens.ts';
 import type { WorkerConfig } from '../config/schema.ts';
 import type { WorkerHooks } from '../hooks.ts';
 import type { WorkerEvents } from '../events.ts';
@@ -13,11 +11,12 @@ import { TextToImagePipeline, type PipelineDeps } from '../pipeline/text-to-imag
 import type { PromptCache } from '../pipeline/prompt-cache.ts';
 import type { BatchContext, SamplingParams } from '../pipeline/types.ts';
 import { planBatches } from './batching.ts';
+import type { WorkerServices } from '../services.ts';
 import { mergeRollouts, type BatchRollout } from './merge.ts';
 
 export type PipelineClass = new (deps: PipelineDeps, options: Record<string, unknown>) => TextToImagePipeline;
 
-@injectable()
+/** Built by the composition root (core/container.ts). */
 export class DiffusionModelRunner {
   private model: LoadedModel | undefined;
   private current: TextToImagePipeline | undefined;
@@ -25,10 +24,11 @@ export class DiffusionModelRunner {
   private readonly requestKeys = new Map<string, string>();
 
   constructor(
-    @inject(TOKENS.config) private readonly config: WorkerConfig,
-    @inject(TOKENS.hooks) private readonly hooks: WorkerHooks,
-    @inject(TOKENS.events) private readonly events: WorkerEvents,
-    @inject(TOKENS.promptCache) readonly promptCache: PromptCache,
+    private readonly config: WorkerConfig,
+    private readonly hooks: WorkerHooks,
+    private readonly events: WorkerEvents,
+    readonly promptCache: PromptCache,
+    private readonly services: WorkerServices,
   ) {}
 
   claimRequestKey(key: string, owner: string): void {
@@ -39,7 +39,7 @@ export class DiffusionModelRunner {
 
   attach(model: LoadedModel): void {
     this.model = model;
-    if (!this.current) this.current = new TextToImagePipeline(this.pipelineDeps(), {});
+    if (!this.current) this.current = new this.services.pipeline(this.pipelineDeps(), {});
   }
 
   get pipeline(): TextToImagePipeline {
@@ -94,7 +94,7 @@ export class DiffusionModelRunner {
 
   async execute(requests: readonly GenerateRequest[], signal: AbortSignal): Promise<RolloutData> {
     const started = performance.now();
-    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, this.requestKeys);
+    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, this.requestKeys, this.services.randomSeed);
     const contexts = plan.map((b) => this.batchContext(b.params, b.samples, signal));
     // Every batch is checked (asleep, bad plugin options) before any runs: no half-done call.
     for (const ctx of contexts) await this.hooks.beforeExecute.promise(ctx);

@@ -13,10 +13,13 @@ import { applyCoreTaps } from '../worker/core-taps.ts';
 import { MethodRegistry } from './method-registry.ts';
 import { importExport, parseModuleRef } from './module-ref.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
+import type { WorkerServices } from '../services.ts';
 
 export interface WrapperOptions {
   /** Built-in plugins by name (core names none itself). */
   registry?: PluginRegistry;
+  /** Services that replace the defaults for this worker (core/services.ts). */
+  services?: Partial<WorkerServices>;
 }
 
 /** What an extension class's constructor receives. */
@@ -43,7 +46,7 @@ export class WorkerWrapperBase {
   ) {}
 
   static async create(config: WorkerConfig, options: WrapperOptions = {}): Promise<WorkerWrapperBase> {
-    const container = createWorkerContainer(config);
+    const container = createWorkerContainer(config, options.services);
     const wrapper = new WorkerWrapperBase(
       container,
       container.resolve(TOKENS.worker),

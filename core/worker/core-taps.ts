@@ -1,7 +1,6 @@
 // Core's own taps: the 'onnx' folder loader, the Euler step and the decoder. They run at
 // CORE_FALLBACK_STAGE, after every plugin, so a plugin answering first replaces them.
 import { CORE_FALLBACK_STAGE, type WorkerHooks } from '../hooks.ts';
-import { loadModelFolder } from '../model/folder-loader.ts';
 import { eulerStep } from '../scheduler/flow-match.ts';
 import { f32 } from '../tensors/tensor.ts';
 import type { DiffusionWorker } from './diffusion-worker.ts';
@@ -13,7 +12,7 @@ export function applyCoreTaps(hooks: WorkerHooks, worker: DiffusionWorker): void
   hooks.loadModel.tapPromise(fallback, async (req) => {
     if (req.format !== 'onnx') return undefined;
     if (!req.model) throw new Error("loadFormat 'onnx' needs a model folder (config.model)");
-    return loadModelFolder(req.model);
+    return worker.services.modelFolder(req.model);
   });
 
   hooks.schedulerStep.tap(fallback, (step) => ({

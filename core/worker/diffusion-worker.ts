@@ -1,22 +1,20 @@
 // DiffusionWorker: owns the device choice, the loaded model (sessions + weights) and the runner.
 // Disposing it (container.dispose()) releases every ONNX Runtime session.
-import { inject, injectable } from 'tsyringe';
-import { TOKENS } from '../tokens.ts';
 import type { WorkerConfig } from '../config/schema.ts';
 import type { WorkerHooks } from '../hooks.ts';
 import type { WorkerEvents, WorkerState } from '../events.ts';
 import { COMPONENT_NAMES, type ComponentName } from '../model/manifest.ts';
 import { OnnxComponent } from '../model/onnx-component.ts';
 import { sessionOptions } from '../model/execution-provider.ts';
-import { WordTokenizer } from '../model/tokenizer.ts';
 import type { LoadedModel } from '../model/loaded-model.ts';
 import type { ComponentSource, ModelSource } from '../model/source.ts';
 import type { WeightSet, WeightStore } from '../model/weights.ts';
 import type { DiffusionModelRunner } from '../model-runner/diffusion-model-runner.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
+import type { WorkerServices } from '../services.ts';
 import { resolve as resolvePath } from 'node:path';
 
-@injectable()
+/** Built by the composition root (core/container.ts). */
 export class DiffusionWorker {
   private loaded: LoadedModel | undefined;
   private readonly formats = new Set<string>(['onnx']);
@@ -26,11 +24,12 @@ export class DiffusionWorker {
   private readonly inFlight = new Set<{ promise: Promise<unknown>; abort: AbortController }>();
 
   constructor(
-    @inject(TOKENS.config) readonly config: WorkerConfig,
-    @inject(TOKENS.hooks) private readonly hooks: WorkerHooks,
-    @inject(TOKENS.events) private readonly events: WorkerEvents,
-    @inject(TOKENS.weights) readonly weights: WeightStore,
-    @inject(TOKENS.runner) readonly runner: DiffusionModelRunner,
+    readonly config: WorkerConfig,
+    private readonly hooks: WorkerHooks,
+    private readonly events: WorkerEvents,
+    readonly weights: WeightStore,
+    readonly runner: DiffusionModelRunner,
+    readonly services: WorkerServices,
   ) {}
 
   get model(): LoadedModel {
@@ -72,7 +71,7 @@ export class DiffusionWorker {
     this.weights.install(weights);
     this.loaded = {
       spec: source.spec,
-      tokenizer: new WordTokenizer(source.tokenizer),
+      tokenizer: this.services.tokenizer(source.tokenizer),
       components: components as LoadedModel['components'],
       weights: this.weights,
       // The store owns the weights from here on: the kept source holds graphs and reloadWeights,
@@ -131,7 +130,7 @@ export class DiffusionWorker {
     return n;
   }
 
-  /** tsyringe calls this on container.dispose(). */
+  /** Called on container.dispose() (core/container.ts). */
   async dispose(): Promise<void> {
     if (this.status === 'closed') return;
     await this.drain('abort');
