@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
 import { resolveConfig } from '../core/config/load-config.ts';
 import type { WorkerConfig, WorkerConfigInput } from '../core/config/schema.ts';
-import type { PluginFactory } from '../core/plugin.ts';
+import type { WorkerPlugin } from '../core/plugin.ts';
 import { BUILTIN_PLUGINS, EMBEDDED_MODEL_DIR } from '../index.ts';
 
 export interface BenchModel {
@@ -30,7 +30,7 @@ export function benchModels(o: BenchOptions): { embedded: BenchModel; synthetic:
   return { embedded, synthetic };
 }
 
-export async function benchWorker(o: BenchOptions, model: BenchModel, plugins: WorkerConfigInput['plugins'], extra: Record<string, PluginFactory> = {}): Promise<WorkerWrapperBase> {
+export async function benchWorker(o: BenchOptions, model: BenchModel, plugins: WorkerConfigInput['plugins'], extra: Record<string, WorkerPlugin> = {}): Promise<WorkerWrapperBase> {
   const registry = { ...BUILTIN_PLUGINS };
   for (const [name, f] of Object.entries(extra)) registry[name] = async () => f;
   const config = resolveConfig({ ...model.config, device: o.device, executor: 'inline', promptCacheSize: 64, plugins } as WorkerConfig);

@@ -2,15 +2,15 @@
 // lookup when cached, a merge on the first use of an adapter at a scale), and end to end.
 import { fillGaussian } from '../core/pipeline/seeded-noise.ts';
 import { f32, type HostTensor } from '../core/tensors/tensor.ts';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin, type WorkerPlugin } from '../core/plugin.ts';
 import { tapOptions } from '../core/hooks.ts';
 import { benchWorker, median, round, timeReps, type BenchModel, type BenchOptions } from './weights-common.ts';
 
 const ATTENTION = new Set(['qkv', 'proj', 'context_kv', 'to_q', 'to_k', 'to_v', 'to_out']);
 
 /** Times the beforeExecute phase of each batch (where the adapter is merged or looked up). */
-function timer(out: number[]): PluginFactory {
-  return () => ({
+function timer(out: number[]): WorkerPlugin {
+  return definePlugin({
     name: 'bench-timer',
     apply({ hooks }) {
       let t0 = 0;

@@ -12,6 +12,7 @@ import { WeightStore } from './model/weights.ts';
 import { DiffusionModelRunner } from './model-runner/diffusion-model-runner.ts';
 import { DiffusionWorker } from './worker/diffusion-worker.ts';
 import { DEFAULT_SERVICES, SERVICE_NAMES, type WorkerServices } from './services.ts';
+import { Declarations } from './worker-wrapper/declarations.ts';
 
 interface Disposable {
   dispose(): unknown;
@@ -43,7 +44,7 @@ function registerScoped<T>(c: DependencyContainer, t: Token<T>, build: (r: Depen
 
 /**
  * The services as the worker sees them: each read resolves its token, so a plugin that
- * re-registers one (api.container.register(TOKENS.pipeline, { useValue })) before the model
+ * overrides one (api.overrideService, which re-registers its token) before the model
  * loads is the one used.
  */
 function liveServices(c: DependencyContainer): WorkerServices {
@@ -65,6 +66,7 @@ export function createWorkerContainer(
   registerValue(c, TOKENS.events, new WorkerEvents());
   registerValue(c, TOKENS.promptCache, new PromptCache(config.promptCacheSize));
   registerValue(c, TOKENS.weights, new WeightStore());
+  registerValue(c, TOKENS.declarations, new Declarations());
   for (const name of SERVICE_NAMES) {
     const service = services[name] ?? DEFAULT_SERVICES[name];
     if (typeof service !== 'function') throw new Error(`service '${name}' must be a function, got ${typeof service}`);
@@ -74,10 +76,10 @@ export function createWorkerContainer(
   const built = c.resolve<BuiltByFactories>(BUILT);
   const live = liveServices(c);
   registerScoped(c, TOKENS.runner, (r) => new DiffusionModelRunner(
-    r.resolve(TOKENS.config), r.resolve(TOKENS.hooks), r.resolve(TOKENS.events), r.resolve(TOKENS.promptCache), live,
+    r.resolve(TOKENS.config), r.resolve(TOKENS.hooks), r.resolve(TOKENS.events), r.resolve(TOKENS.promptCache), live, r.resolve(TOKENS.declarations),
   ));
   registerScoped(c, TOKENS.worker, (r) => built.add(new DiffusionWorker(
-    r.resolve(TOKENS.config), r.resolve(TOKENS.hooks), r.resolve(TOKENS.events), r.resolve(TOKENS.weights), r.resolve(TOKENS.runner), live,
+    r.resolve(TOKENS.config), r.resolve(TOKENS.hooks), r.resolve(TOKENS.events), r.resolve(TOKENS.weights), r.resolve(TOKENS.runner), live, r.resolve(TOKENS.declarations),
   )));
   return c;
 }

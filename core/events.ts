@@ -1,9 +1,17 @@
 // Notifications only: nothing a listener does can change the flow (that is what hooks are for).
 import { EventEmitter } from 'eventemitter3';
 
-export type WorkerState = 'loading' | 'ready' | 'sleeping' | 'closed';
+/**
+ * States plugins add to core's, by declaration merging (sleep-mode adds 'sleeping'):
+ *   declare module 'omni-worker' { interface PluginWorkerStates { sleeping: true } }
+ * and by api.declare.state('sleeping') at run time.
+ */
+export interface PluginWorkerStates {}
+
+export type WorkerState = 'loading' | 'ready' | 'closed' | Extract<keyof PluginWorkerStates, string>;
 
 export interface WorkerEventMap {
+  /** batchId: unique within the worker, shared by a batch's step and batchDone events. */
   step: [info: { batchId: number; step: number; steps: number; batchSize: number }];
   batchDone: [info: { batchId: number; batchSize: number; seconds: number }];
   requestDone: [info: { requests: number; samples: number; seconds: number }];

@@ -2,7 +2,7 @@
 // tapable hooks may change or stop the flow; notifications go through WorkerEvents instead.
 // The hook's kind is in its type: Bail = first non-undefined result wins, Waterfall = each
 // tap transforms the value, Series = all run in order.
-import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
+import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, HookMap, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import type { ModelSource, LoadRequest } from './model/source.ts';
 import type { BatchContext, NoiseSource, StepContext, StepResult } from './pipeline/types.ts';
 import type { RolloutData } from './protocol.ts';
@@ -18,8 +18,12 @@ export interface SleepReport {
 export function createWorkerHooks() {
   return Object.freeze({
     // ---- worker life ----
-    /** Resolves the model for a load format: the first loader that knows the format answers. */
-    loadModel: new AsyncSeriesBailHook<[LoadRequest], ModelSource | undefined>(['request']),
+    /**
+     * One hook per load format (tapable's HookMap, keyed like webpack's): hooks.loadModel.for('dummy').
+     * The first tap that answers wins; core's 'onnx' folder loader answers last. A format must be
+     * declared (api.declare.loadFormat) for the worker to use it.
+     */
+    loadModel: new HookMap(() => new AsyncSeriesBailHook<[LoadRequest], ModelSource | undefined>(['request'])),
     afterLoadModel: new AsyncSeriesHook<[ModelSource]>(['model']),
     /** Levels are the plugin's business; each tap releases what it owns and adds to the report. */
     sleep: new AsyncSeriesWaterfallHook<[SleepReport]>(['report']),

@@ -1,7 +1,8 @@
 // What plugins, extension classes and users may import from core.
-export type { WorkerPlugin, PluginApi, PluginFactory, PluginRegistry, RpcMethod } from './plugin.ts';
+export { definePlugin, type WorkerPlugin, type PluginApi, type PluginDeclarations, type ModelView, type PluginRegistry, type RpcMethod } from './plugin.ts';
+export type { DeclarationKind, DeclarationQueries } from './worker-wrapper/declarations.ts';
 export { createWorkerHooks, tapOptions, CORE_FALLBACK_STAGE, type WorkerHooks, type SleepReport, type TapOrder } from './hooks.ts';
-export { WorkerEvents, type WorkerEventMap, type WorkerState } from './events.ts';
+export { WorkerEvents, type WorkerEventMap, type WorkerState, type PluginWorkerStates } from './events.ts';
 export { TOKENS, token, type Token } from './tokens.ts';
 export { DEFAULT_SERVICES, type WorkerServices, type Tokenizer } from './services.ts';
 export type { WorkerConfig, WorkerConfigInput } from './config/schema.ts';
@@ -20,8 +21,9 @@ export { WeightStore, weightBytes, type WeightMap, type WeightSet, type Paramete
 export * from './tensors/tensor.ts';
 export * from './tensors/safetensors.ts';
 export { RolloutBatch } from './rollout/rollout-batch.ts';
-export { COMPONENT_NAMES, describeZodError } from './model/manifest.ts';
+export { COMPONENT_NAMES } from './model/manifest.ts';
+export { describeZodError, invalidError, parseOrThrow } from './validation.ts';
 export { streamRandom } from './pipeline/seeded-noise.ts';
 export { toFloat32, fromFloat32, type FloatDType } from './tensors/dtype-convert.ts';
 export { parseModuleRef } from './worker-wrapper/module-ref.ts';
-export { describeIssues, optionError } from './request-options.ts';
+export { optionError, CORE_REQUEST_KEYS } from './request-options.ts';

@@ -1,16 +1,11 @@
-// Errors for plugins' request options that name the field:
+// Errors for plugins' request options, in core's one format (core/validation.ts):
 // "request 2: invalid sde option: sde.window.size: Too small ...".
 import type { z } from 'zod';
+import { invalidError } from './validation.ts';
 
-/** "prefix.path[0].field: message; ..." for every issue. */
-export function describeIssues(prefix: string, error: z.ZodError): string {
-  return error.issues.map((i) => {
-    let path = prefix;
-    for (const p of i.path) path += typeof p === 'number' ? `[${p}]` : path ? `.${String(p)}` : String(p);
-    return `${path || '(root)'}: ${i.message}`;
-  }).join('; ');
-}
+/** The request keys core reads itself; every other key belongs to the plugin that declared it. */
+export const CORE_REQUEST_KEYS: readonly string[] = ['prompt', 'negativePrompt', 'numOutputsPerPrompt', 'seed', 'seeds', 'height', 'width', 'steps', 'guidanceScale'];
 
 export function optionError(requestIndex: number, key: string, error: z.ZodError): Error {
-  return new Error(`request ${requestIndex}: invalid ${key} option: ${describeIssues(key, error)}`);
+  return invalidError(`request ${requestIndex}`, `${key} option`, error, key);
 }

@@ -1,5 +1,5 @@
 // The services a worker uses that a caller may swap, per worker: createWorker(config, { services })
-// (inline executor), or a plugin re-registering a token on api.container before the model loads.
+// (inline executor), or a plugin's api.overrideService(name, service) before the model loads.
 // Each has a default; the composition root (container.ts) registers them.
 import { randomInt } from 'node:crypto';
 import type { ModelSource } from './model/source.ts';

@@ -21,6 +21,7 @@ import type { WeightStore } from './model/weights.ts';
 import type { DiffusionModelRunner } from './model-runner/diffusion-model-runner.ts';
 import type { DiffusionWorker } from './worker/diffusion-worker.ts';
 import type { WorkerServices } from './services.ts';
+import type { Declarations } from './worker-wrapper/declarations.ts';
 
 export const TOKENS = {
   config: token<WorkerConfig>('WorkerConfig'),
@@ -35,4 +36,5 @@ export const TOKENS = {
   modelFolder: token<WorkerServices['modelFolder']>('ModelFolderReader'),
   pipeline: token<WorkerServices['pipeline']>('PipelineClass'),
   randomSeed: token<WorkerServices['randomSeed']>('RandomSeed'),
+  declarations: token<Declarations>('Declarations'),
 } as const;

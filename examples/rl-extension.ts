@@ -7,10 +7,10 @@ export class RlExtension {
 
   /** What the trainer checks before a step: which weights and which model the worker runs. */
   reportWeights(): { weightsVersion: number; model: string; components: Record<string, number> } {
-    const { worker } = this.ctx;
+    const { weights, model } = this.ctx;
     const components: Record<string, number> = {};
-    for (const [name, map] of Object.entries(worker.weights.set)) components[name] = map?.size ?? 0;
-    return { weightsVersion: worker.weights.version, model: worker.model.source.origin, components };
+    for (const [name, map] of Object.entries(weights.set)) components[name] = map?.size ?? 0;
+    return { weightsVersion: weights.version, model: model.source.origin, components };
   }
 
   /** A group rollout that returns only what the trainer scores: mean pixel value per sample. */

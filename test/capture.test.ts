@@ -1,6 +1,6 @@
 // The latent-capture plugin: what it records, where, and only when asked.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import type { HostTensor } from '../core/tensors/tensor.ts';
 import { fillGaussian } from '../core/pipeline/seeded-noise.ts';
@@ -17,7 +17,7 @@ describe('latent-capture', () => {
   const stepLatents: Float32Array[] = [];
   const stepLogProbs: (Float32Array | undefined)[] = [];
   let outputsAtStart: Record<string, HostTensor> = {};
-  const spy: PluginFactory = () => ({
+  const spy = definePlugin({
     name: 'spy',
     apply({ hooks }) {
       hooks.beforeStep.tap('spy', (s) => { if (s.index === 0) outputsAtStart = { ...s.batch.outputs }; });

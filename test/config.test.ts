@@ -25,7 +25,7 @@ describe('config', () => {
     expect(() => parseConfig({ maxBatchSize: 0 })).toThrow(/maxBatchSize: .*>=1|maxBatchSize: Too small/);
     expect(() => parseConfig({ device: 'tpu' })).toThrow(/device: /);
     expect(() => parseConfig({ defaults: { steps: 2.5 } })).toThrow(/defaults\.steps: /);
-    expect(() => parseConfig({ plugins: [{ name: 'a', module: './b.ts' }] })).toThrow(/plugins\.0: give exactly one of "name" or "module"/);
+    expect(() => parseConfig({ plugins: [{ name: 'a', module: './b.ts' }] })).toThrow(/plugins\[0\]: give exactly one of "name" or "module"/);
     expect(() => parseConfig({ maxBatchSise: 4 })).toThrow(/Unrecognized key.*maxBatchSise/);
   });
 
@@ -38,8 +38,8 @@ describe('config', () => {
   it('reports unknown plugins, plugin modules and load formats when the worker starts', async () => {
     await expect(inlineWorker({ plugins: ['dummy-loader', 'no-such-plugin'] })).rejects.toThrow(/unknown plugin 'no-such-plugin' \(built-in: .*dummy-loader/);
     await expect(inlineWorker({ plugins: [{ module: './nowhere.ts' }] })).rejects.toThrow(/cannot import plugin module .*nowhere.ts/);
-    await expect(inlineWorker({ loadFormat: 'gguf' })).rejects.toThrow(/unknown loadFormat 'gguf' \(known: onnx, dummy\)/);
-    await expect(inlineWorker({ loadOptions: { layers: 0 } })).rejects.toThrow(/invalid loadOptions for the dummy model: layers: /);
+    await expect(inlineWorker({ loadFormat: 'gguf' })).rejects.toThrow(/unknown load format 'gguf' \(known: onnx, dummy\)/);
+    await expect(inlineWorker({ loadOptions: { layers: 0 } })).rejects.toThrow(/dummy model: invalid loadOptions: layers: /);
     await expect(inlineWorker({ loadFormat: 'onnx', model: dir })).rejects.toThrow(/cannot read the model manifest .*model.json/);
   });
 });

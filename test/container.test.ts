@@ -6,6 +6,7 @@ import { DEFAULT_SERVICES } from '../core/services.ts';
 import { TextToImagePipeline } from '../core/pipeline/text-to-image.ts';
 import { resolveConfig } from '../core/config/load-config.ts';
 import type { RolloutData } from '../core/protocol.ts';
+import { definePlugin, type PluginApi } from '../core/plugin.ts';
 
 describe('container and disposal', () => {
   it('gives each worker its own child container and services', async () => {
@@ -30,12 +31,14 @@ describe('container and disposal', () => {
   });
 
   it('releases the sessions of a worker whose start fails', async () => {
-    let opened: { isOpen: boolean }[] = [];
+    let sessions: PluginApi['sessions'] | undefined;
+    let openAtLoad = 0;
     await expect(inlineWorker({ workerExtensionClasses: ['./does-not-exist.ts#X'] }, {
-      spy: () => ({ name: 'spy', apply: ({ hooks, worker }) => { hooks.afterLoadModel.tap('spy', () => { opened = worker.componentsList; }); } }),
+      spy: definePlugin({ name: 'spy', apply: (api) => { api.hooks.afterLoadModel.tap('spy', () => { sessions = api.sessions; openAtLoad = sessions.openCount; }); } }),
     })).rejects.toThrow(/cannot import worker extension class module/);
-    expect(opened.length).toBe(3);
-    expect(opened.every((c) => !c.isOpen)).toBe(true);
+    expect(openAtLoad).toBe(3);
+    expect(sessions!.total).toBe(3);
+    expect(sessions!.openCount).toBe(0);
   });
 });
 
@@ -90,7 +93,7 @@ describe('services swapped per worker', () => {
 
   it('lets a plugin swap a service through its container before the model loads', async () => {
     const w = await inlineWorker({}, {
-      seeds: () => ({ name: 'seeds', apply: ({ container }) => { container.register(TOKENS.randomSeed, { useValue: () => 7 }); } }),
+      seeds: definePlugin({ name: 'seeds', apply: (api) => { api.overrideService('randomSeed', () => 7); } }),
     });
     const r = (await w.executeMethod('generate', [{ prompt: 'x', steps: 1 }])) as RolloutData;
     expect(r.nonTensorBatch.seed).toEqual([7]);

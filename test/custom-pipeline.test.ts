@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
 import { createWorker } from '../index.ts';
@@ -24,7 +24,7 @@ const REQ = [{ prompt: 'a red circle', seeds: [1, 2], steps: 3 }];
 describe('custom pipeline from the config, swapped by reInitPipeline', () => {
   let w: WorkerWrapperBase;
   const velocities: Float32Array[] = [];
-  const spy: PluginFactory = () => ({
+  const spy = definePlugin({
     name: 'spy',
     apply({ hooks }) { hooks.afterStep.tap('spy', (s) => { velocities.push(s.velocity.slice()); }); },
   });
@@ -83,7 +83,7 @@ describe('custom pipeline from the config, swapped by reInitPipeline', () => {
       .rejects.toThrow('velocity-capture: options.key must be a snake_case name, got "Bad Key"');
     expect(w.worker.runner.pipeline).toBe(before);
     await expect(w.executeMethod('reInitPipeline', { pipelineClass: null, module: '/etc/passwd' })).rejects.toThrow(/reInitPipeline: .*Unrecognized key.*module/);
-    await expect(w.executeMethod('reInitPipeline', {})).rejects.toThrow(/reInitPipeline: pipelineClass: /);
+    await expect(w.executeMethod('reInitPipeline', {})).rejects.toThrow(/reInitPipeline: invalid arguments: pipelineClass: /);
     expect((await generate()).batch.responses.shape[0]).toBe(2);
   });
 
@@ -158,9 +158,9 @@ export const notAPipeline = class {};
     await expect(inlineWorker({ baseDir: dir, plugins: ['dummy-loader', { name: 'custom-pipeline', options: { roots: ['nope'] } }] } as never))
       .rejects.toThrow("custom-pipeline: roots[0] 'nope' does not exist");
     await expect(inlineWorker({ baseDir: dir, plugins: ['dummy-loader', { name: 'custom-pipeline', options: { pipeline: { module: 'gone.ts' } } }] } as never))
-      .rejects.toThrow("plugin custom-pipeline: pipeline.module 'gone.ts' does not exist");
+      .rejects.toThrow("plugin 'custom-pipeline': pipeline.module 'gone.ts' does not exist");
     await expect(inlineWorker({ baseDir: dir, plugins: ['dummy-loader', { name: 'custom-pipeline', options: { root: ['x'] } }] } as never))
-      .rejects.toThrow(/plugin custom-pipeline: invalid options: .*Unrecognized key.*root/);
+      .rejects.toThrow(/plugin 'custom-pipeline': invalid options: \(root\): Unrecognized key.*root/);
   });
 });
 

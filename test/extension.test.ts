@@ -21,7 +21,7 @@ describe('worker extension classes and user plugins', () => {
       expect(await w.executeMethod('stepsSeen')).toBe(6);
       const [viaRpc] = await w.collectiveRpc('meanPixel', ['a red circle', 3, 5]);
       expect(viaRpc).toEqual(means);
-      await expect(w.executeMethod('nope')).rejects.toThrow(/unknown method 'nope'; available: .*meanPixel/);
+      await expect(w.executeMethod('nope')).rejects.toThrow(/unknown method 'nope' \(known: .*meanPixel/);
     } finally {
       await w.close();
     }
@@ -29,9 +29,9 @@ describe('worker extension classes and user plugins', () => {
 
   it('refuses an extension method that clashes, naming both definitions', async () => {
     await expect(inlineWorker({ workerExtensionClasses: [`${examples}rl-extension.ts#ClashingExtension`] }))
-      .rejects.toThrow(/method 'generate' of extension ClashingExtension \(.*rl-extension.ts#ClashingExtension\) clashes with 'generate' defined by core/);
+      .rejects.toThrow(/method 'generate' of extension ClashingExtension \(.*rl-extension.ts#ClashingExtension\) clashes with 'generate' declared by core/);
     await expect(inlineWorker({ workerExtensionClasses: [`${examples}rl-extension.ts#RlExtension`, `${examples}rl-extension.ts#RlExtension`] }))
-      .rejects.toThrow(/method 'reportWeights' of extension RlExtension .* clashes with 'reportWeights' defined by extension RlExtension/);
+      .rejects.toThrow(/method 'reportWeights' of extension RlExtension .* clashes with 'reportWeights' declared by extension RlExtension/);
   });
 
   it('removing a plugin from the list removes its methods and nothing else', async () => {

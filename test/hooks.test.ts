@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createWorkerHooks, tapOptions } from '../core/hooks.ts';
 import { eulerStep } from '../core/scheduler/flow-match.ts';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import { inlineWorker } from './support/inline-worker.ts';
 
@@ -18,7 +18,7 @@ describe('hooks', () => {
 
   it('fires the flow hooks in order, once per step', async () => {
     const events: string[] = [];
-    const recorder: PluginFactory = () => ({
+    const recorder = definePlugin({
       name: 'recorder',
       apply({ hooks }) {
         hooks.beforeExecute.tap('recorder', () => { events.push('beforeExecute'); });
@@ -37,7 +37,7 @@ describe('hooks', () => {
 
   it('lets a plugin replace the scheduler step, and removing the plugin restores Euler', async () => {
     // A "half Euler" scheduler: a different, checkable rule.
-    const half: PluginFactory = () => ({
+    const half = definePlugin({
       name: 'half-step',
       apply({ hooks }) {
         hooks.schedulerStep.tap('half-step', (s) => ({ latents: eulerStep(s.latents, s.velocity, s.sigma, (s.sigma + s.sigmaNext) / 2) }));
@@ -52,7 +52,7 @@ describe('hooks', () => {
     expect(Buffer.compare(Buffer.from(a.batch.latents_clean.data.buffer), Buffer.from(b.batch.latents_clean.data.buffer))).not.toBe(0);
     // The replaced worker's trajectory is the half-step rule applied by hand to the same noise.
     let steps = 0;
-    const check: PluginFactory = () => ({
+    const check = definePlugin({
       name: 'check',
       apply({ hooks }) {
         hooks.afterStep.tap('check', (s, r) => {

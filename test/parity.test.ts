@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import { readSafetensorsFile, type SafetensorsFile } from '../core/tensors/safetensors.ts';
 import { numel, type HostTensor } from '../core/tensors/tensor.ts';
@@ -56,10 +56,10 @@ describe.skipIf(!ready)('parity with the PyTorch reference (embedded model, CPU 
   const errors: Record<string, Record<string, number>> = {};
 
   // Replays the case's noise: request `replay: <case>`, sample b of the case = request b.
-  const replay: PluginFactory = () => ({
+  const replay = definePlugin({
     name: 'replay',
-    apply({ hooks, claimRequestKey }) {
-      claimRequestKey('replay');
+    apply({ hooks, declare }) {
+      declare.requestKey('replay');
       hooks.noiseSource.tap('replay', (noise, ctx) => {
         const name = ctx.samples[0].request.replay as string | undefined;
         if (!name) return noise;

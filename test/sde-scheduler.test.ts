@@ -1,6 +1,6 @@
 // The sde-scheduler plugin in a worker (dummy model): steps, windows, log-probs, metadata, errors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import type { StepContext, StepResult } from '../core/pipeline/types.ts';
 import { fillGaussian } from '../core/pipeline/seeded-noise.ts';
@@ -16,7 +16,7 @@ describe('sde-scheduler in a rollout', () => {
   let w: WorkerWrapperBase;
   const seen: Seen[] = [];
   // Records what each step saw and gave, to check the plugin's steps independently.
-  const spy: PluginFactory = () => ({
+  const spy = definePlugin({
     name: 'spy',
     apply({ hooks }) {
       hooks.afterStep.tap('spy', (s: StepContext, result) => {

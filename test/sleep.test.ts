@@ -4,7 +4,7 @@ import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-ba
 import { weightBytes } from '../core/model/weights.ts';
 import { createWorker } from '../index.ts';
 import type { SleepResult } from '../plugins/sleep-mode/index.ts';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
 import { asRecord, dummyWeights, expectSameRollout, REQUESTS } from './support/weights.ts';
 
@@ -91,10 +91,10 @@ describe('sleep-mode', () => {
     await sleep(w); // level 1 by default
     expect(await sleep(w, { level: 1 })).toMatchObject({ released: [], accountedBytes: 0 }); // nothing left to release
     expect(await sleep(w, { level: 2 })).toMatchObject({ released: ['weights'] }); // deepens
-    await expect(sleep(w, { level: 3 })).rejects.toThrow(/sleep: level: .*expected \{ level: 1 \| 2/);
-    await expect(sleep(w, { level: 1, mode: 'later' })).rejects.toThrow(/sleep: mode/);
+    await expect(sleep(w, { level: 3 })).rejects.toThrow(/^sleep: invalid arguments: level: must be 1 or 2, got 3$/);
+    await expect(sleep(w, { level: 1, mode: 'later' })).rejects.toThrow(/^sleep: invalid arguments: mode: must be 'wait' or 'abort'/);
     await expect(sleep(w, { level: 1, depth: 1 })).rejects.toThrow(/depth/);
-    await expect(wake(w, ['gpu'])).rejects.toThrow(/unknown tag "gpu" \(known: sessions, kv_cache, weights\)/);
+    await expect(wake(w, ['gpu'])).rejects.toThrow(/unknown tag "gpu" \(known: weights, sessions, kv_cache\)/);
     await expect(wake(w, { tags: [] })).rejects.toThrow(/non-empty array/);
     const first = sleep(w, { level: 2 });
     await expect(sleep(w, { level: 1 })).rejects.toThrow(/a sleep is already in progress/);
@@ -133,10 +133,10 @@ describe('sleep-mode', () => {
   });
   it("wakes a plugin's own tag: its sleep tap releases, its wakeUp tap restores", async () => {
     const events: string[] = [];
-    const cache: PluginFactory = () => ({
+    const cache = definePlugin({
       name: 'my-cache',
-      apply({ hooks, declareWakeTag }) {
-        declareWakeTag('my_cache');
+      apply({ hooks, declare }) {
+        declare.wakeTag('my_cache');
         hooks.sleep.tap('my-cache', (report) => { events.push(`release at level ${report.level}`); return { ...report, released: [...report.released, 'my_cache'] }; });
         hooks.wakeUp.tap('my-cache', (tags) => { if (tags.includes('my_cache')) events.push('restore'); });
       },
@@ -145,10 +145,11 @@ describe('sleep-mode', () => {
     open.push(w);
     const r = await sleep(w, { level: 1 });
     expect(r.released).toEqual(['my_cache', 'sessions']);
-    await expect(wake(w, ['my_cach'])).rejects.toThrow(/unknown tag "my_cach" \(known: sessions, kv_cache, weights, my_cache\)/);
+    await expect(wake(w, ['my_cach'])).rejects.toThrow(/unknown tag "my_cach" \(known: weights, sessions, my_cache, kv_cache\)/);
     expect((await wake(w, ['my_cache'])).restored).toEqual(['my_cache']);
     expect((await wake(w, ['sessions'])).awake).toBe(true);
     expect(events).toEqual(['release at level 1', 'restore']);
-    await expect(inlineWorker({ loadOptions: A }, { cache, again: cache })).rejects.toThrow(/wakeUp tag 'my_cache' of plugin 'my-cache' is already declared by plugin 'my-cache'/);
+    const other = definePlugin({ name: 'other-cache', apply({ declare }) { declare.wakeTag('my_cache'); } });
+    await expect(inlineWorker({ loadOptions: A }, { cache, other })).rejects.toThrow(/wakeUp tag 'my_cache' of plugin 'other-cache' clashes with 'my_cache' declared by plugin 'my-cache'/);
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from './schema.ts';
-import { describeZodError } from '../model/manifest.ts';
+import { describeZodError } from '../validation.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -3,7 +3,9 @@
 import type { GenerateRequest } from '../protocol.ts';
 import type { SampleSpec, SamplingParams } from '../pipeline/types.ts';
 
-const CORE_KEYS = new Set(['prompt', 'negativePrompt', 'numOutputsPerPrompt', 'seed', 'seeds', 'height', 'width', 'steps', 'guidanceScale']);
+import { CORE_REQUEST_KEYS } from '../request-options.ts';
+
+const CORE_KEYS = new Set(CORE_REQUEST_KEYS);
 
 export interface PlannedBatch {
   params: SamplingParams;
@@ -60,12 +62,12 @@ function pluginKey(r: GenerateRequest): string {
 }
 
 /** Refuses request keys that neither core nor a loaded plugin reads: a silently ignored option is a wrong rollout. */
-function checkKeys(requests: readonly GenerateRequest[], claimed: ReadonlyMap<string, string>): void {
+function checkKeys(requests: readonly GenerateRequest[], claimed: ReadonlySet<string>): void {
   requests.forEach((r, i) => {
     if (r === null || typeof r !== 'object') return;
     for (const k of Object.keys(r)) {
       if (!CORE_KEYS.has(k) && !claimed.has(k)) {
-        const known = [...CORE_KEYS, ...claimed.keys()].join(', ');
+        const known = [...new Set([...CORE_KEYS, ...claimed])].join(', ');
         throw new Error(`request ${i}: option '${k}' is not read by core or any loaded plugin (known: ${known})`);
       }
     }
@@ -76,7 +78,7 @@ export function planBatches(
   requests: readonly GenerateRequest[],
   defaults: SamplingParams,
   maxBatchSize: number,
-  claimed: ReadonlyMap<string, string>,
+  claimed: ReadonlySet<string>,
   randomSeed: () => number,
 ): PlannedBatch[] {
   const { samples, params } = expandRequests(requests, defaults, randomSeed);

@@ -13,6 +13,7 @@ import type { BatchContext, SamplingParams } from '../pipeline/types.ts';
 import { planBatches } from './batching.ts';
 import type { WorkerServices } from '../services.ts';
 import { mergeRollouts, type BatchRollout } from './merge.ts';
+import type { DeclarationQueries } from '../worker-wrapper/declarations.ts';
 
 export type PipelineClass = new (deps: PipelineDeps, options: Record<string, unknown>) => TextToImagePipeline;
 
@@ -20,8 +21,8 @@ export type PipelineClass = new (deps: PipelineDeps, options: Record<string, unk
 export class DiffusionModelRunner {
   private model: LoadedModel | undefined;
   private current: TextToImagePipeline | undefined;
-  /** Request keys plugins read, with the plugin that claimed each. */
-  private readonly requestKeys = new Map<string, string>();
+  /** Batches this runner has started: each batch's id, shared by its step and batchDone events. */
+  private batches = 0;
 
   constructor(
     private readonly config: WorkerConfig,
@@ -29,13 +30,8 @@ export class DiffusionModelRunner {
     private readonly events: WorkerEvents,
     readonly promptCache: PromptCache,
     private readonly services: WorkerServices,
+    private readonly declarations: DeclarationQueries,
   ) {}
-
-  claimRequestKey(key: string, owner: string): void {
-    const existing = this.requestKeys.get(key);
-    if (existing) throw new Error(`request key '${key}' of ${owner} is already claimed by ${existing}`);
-    this.requestKeys.set(key, owner);
-  }
 
   attach(model: LoadedModel): void {
     this.model = model;
@@ -76,6 +72,7 @@ export class DiffusionModelRunner {
       throw new Error(`height and width must be multiples of ${down} for this model, got ${params.height}x${params.width}`);
     }
     const ctx: BatchContext = {
+      batchId: ++this.batches,
       samples,
       params,
       sigmas: flowMatchSigmas({ steps: params.steps, shift: spec.scheduler.shift, sigmaMin: spec.scheduler.sigmaMin }),
@@ -94,7 +91,7 @@ export class DiffusionModelRunner {
 
   async execute(requests: readonly GenerateRequest[], signal: AbortSignal): Promise<RolloutData> {
     const started = performance.now();
-    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, this.requestKeys, this.services.randomSeed);
+    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, new Set(this.declarations.names('requestKey')), this.services.randomSeed);
     const contexts = plan.map((b) => this.batchContext(b.params, b.samples, signal));
     // Every batch is checked (asleep, bad plugin options) before any runs: no half-done call.
     for (const ctx of contexts) await this.hooks.beforeExecute.promise(ctx);
@@ -103,7 +100,7 @@ export class DiffusionModelRunner {
       const t0 = performance.now();
       const rollout = await this.pipeline.run(contexts[i]);
       parts.push({ rollout, outputRows: plan[i].outputRows });
-      this.events.emit('batchDone', { batchId: i, batchSize: plan[i].samples.length, seconds: (performance.now() - t0) / 1000 });
+      this.events.emit('batchDone', { batchId: contexts[i].batchId, batchSize: plan[i].samples.length, seconds: (performance.now() - t0) / 1000 });
     }
     const total = plan.reduce((s, b) => s + b.samples.length, 0);
     const merged = mergeRollouts(parts, total);

@@ -1,7 +1,8 @@
 // The 'onnx' load format: a model folder (docs/model-folder.md).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeZodError, modelSpecSchema, tokenizerSpecSchema, COMPONENT_NAMES, type ComponentName } from './manifest.ts';
+import { describeZodError } from '../validation.ts';
+import { modelSpecSchema, tokenizerSpecSchema, COMPONENT_NAMES, type ComponentName } from './manifest.ts';
 import type { ComponentSource, ModelSource } from './source.ts';
 import type { WeightMap } from './weights.ts';
 import { parseSafetensors } from '../tensors/safetensors.ts';

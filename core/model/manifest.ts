@@ -44,7 +44,3 @@ export const tokenizerSpecSchema = z.object({
 
 export type TokenizerSpec = z.infer<typeof tokenizerSpecSchema>;
 
-/** Formats a zod error as "path: problem" lines, for messages that name the bad field. */
-export function describeZodError(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
-}

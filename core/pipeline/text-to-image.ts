@@ -20,7 +20,6 @@ type F32Tensor = HostTensor & { data: Float32Array };
 
 export class TextToImagePipeline {
   static readonly pipelineName: string = 'text-to-image';
-  private static batchCounter = 0;
   private readonly inputsByBatch = new WeakMap<BatchContext, Record<'hidden_states' | 'encoder_hidden_states' | 'pooled_projections' | 'timestep', F32Tensor>>();
 
   constructor(protected readonly deps: PipelineDeps, protected readonly options: Record<string, unknown> = {}) {}
@@ -29,7 +28,6 @@ export class TextToImagePipeline {
   dispose(): void {}
 
   async run(ctx: BatchContext): Promise<RolloutData> {
-    const batchId = ++TextToImagePipeline.batchCounter;
     const { hooks, events } = this.deps;
     await this.encodePrompts(ctx);
     let latents = this.prepareLatents(ctx);
@@ -42,7 +40,7 @@ export class TextToImagePipeline {
       const result = this.step(step);
       hooks.afterStep.call(step, result);
       latents = result.latents;
-      events.emit('step', { batchId, step: i + 1, steps, batchSize: ctx.samples.length });
+      events.emit('step', { batchId: ctx.batchId, step: i + 1, steps, batchSize: ctx.samples.length });
     }
     const final = f32([ctx.samples.length, ...ctx.latentShape], latents);
     const images = await this.decode(ctx, final);
@@ -154,8 +152,6 @@ export class TextToImagePipeline {
       guidance_scale: ctx.params.guidanceScale,
       height: ctx.params.height,
       width: ctx.params.width,
-      sde_type: 'ode',
-      noise_level: 0,
       pipeline: (this.constructor as typeof TextToImagePipeline).pipelineName,
       model: this.deps.model.source.origin,
       weights_version: this.deps.model.weights.version,

@@ -53,6 +53,8 @@ export interface RecordedSteps {
 }
 
 export interface BatchContext {
+  /** Unique within the worker; the batch's step and batchDone events carry it. */
+  readonly batchId: number;
   readonly samples: readonly SampleSpec[];
   readonly params: SamplingParams;
   /** N + 1 sigmas, terminal 0 included. */

@@ -6,12 +6,15 @@ import { TOKENS } from '../tokens.ts';
 import { createWorkerContainer } from '../container.ts';
 import type { PluginEntry, WorkerConfig } from '../config/schema.ts';
 import type { WorkerHooks } from '../hooks.ts';
-import type { WorkerEvents } from '../events.ts';
-import type { PluginApi, PluginFactory, PluginRegistry, RpcMethod, WorkerPlugin } from '../plugin.ts';
+import type { WorkerEvents, WorkerState } from '../events.ts';
+import type { ModelView, PluginRegistry, RpcMethod, WorkerPlugin } from '../plugin.ts';
 import type { DiffusionWorker } from '../worker/diffusion-worker.ts';
+import type { WeightStore } from '../model/weights.ts';
 import { applyCoreTaps } from '../worker/core-taps.ts';
-import { MethodRegistry } from './method-registry.ts';
+import { CORE_REQUEST_KEYS } from '../request-options.ts';
+import type { Declarations } from './declarations.ts';
 import { importExport, parseModuleRef } from './module-ref.ts';
+import { modelView, pluginApi, resolvePlugins, type ResolvedPlugin } from './plugin-loader.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
 import type { WorkerServices } from '../services.ts';
 
@@ -22,18 +25,20 @@ export interface WrapperOptions {
   services?: Partial<WorkerServices>;
 }
 
-/** What an extension class's constructor receives. */
+/** What an extension class's constructor receives: the same views a plugin gets, and executeMethod. */
 export interface ExtensionContext {
-  readonly worker: DiffusionWorker;
   readonly hooks: WorkerHooks;
   readonly events: WorkerEvents;
-  readonly config: WorkerConfig;
-  readonly container: DependencyContainer;
+  readonly weights: WeightStore;
+  readonly model: ModelView;
+  readonly state: WorkerState;
   executeMethod(name: string, ...args: unknown[]): Promise<unknown>;
 }
 
 export class WorkerWrapperBase {
-  readonly methods = new MethodRegistry();
+  readonly declarations: Declarations;
+  /** The names callable through executeMethod, sorted. */
+  readonly methods = { names: (): string[] => this.declarations.names('method').sort() };
   readonly plugins: WorkerPlugin[] = [];
   private closed = false;
 
@@ -43,7 +48,9 @@ export class WorkerWrapperBase {
     readonly hooks: WorkerHooks,
     readonly events: WorkerEvents,
     readonly config: WorkerConfig,
-  ) {}
+  ) {
+    this.declarations = container.resolve(TOKENS.declarations);
+  }
 
   static async create(config: WorkerConfig, options: WrapperOptions = {}): Promise<WorkerWrapperBase> {
     const container = createWorkerContainer(config, options.services);
@@ -65,58 +72,43 @@ export class WorkerWrapperBase {
 
   private async init(registry: PluginRegistry): Promise<void> {
     const { worker, config } = this;
-    this.registerCoreMethods();
+    this.declareCore();
     applyCoreTaps(this.hooks, worker);
-    const entries = config.plugins ?? Object.keys(registry);
-    for (const entry of entries) await this.applyPlugin(entry, registry);
+    const entries: PluginEntry[] = config.plugins ?? Object.keys(registry);
+    // Every plugin is found, its dependencies present and its options valid before any applies.
+    const resolved = await resolvePlugins(entries, registry, config.baseDir ?? process.cwd());
+    for (const p of resolved) await this.applyPlugin(p);
     await worker.loadModel();
     for (const ref of config.workerExtensionClasses) await this.applyExtension(ref);
   }
 
-  private registerCoreMethods(): void {
-    const { worker } = this;
-    const core = (name: string, fn: RpcMethod) => this.methods.register(name, fn, 'core');
-    core('generate', (requests: GenerateRequest[]): Promise<RolloutData> => worker.execute(requests));
-    core('listMethods', () => this.methods.names());
-    core('getState', () => ({ state: worker.state, weightsVersion: worker.weights.version, plugins: this.plugins.map((p) => p.name), model: worker.model.source.origin }));
-    core('resetPromptCache', () => {
+  private declareCore(): void {
+    const { worker, declarations } = this;
+    const method = (name: string, fn: RpcMethod) => declarations.declare('method', name, 'core', fn);
+    method('generate', (requests: GenerateRequest[]): Promise<RolloutData> => worker.execute(requests));
+    method('listMethods', () => this.methods.names());
+    method('getState', () => ({ state: worker.state, weightsVersion: worker.weights.version, plugins: this.plugins.map((p) => p.name), model: worker.model.source.origin }));
+    method('resetPromptCache', () => {
       const n = worker.runner.promptCache.size;
       worker.runner.promptCache.clear();
       return n;
     });
+    for (const key of CORE_REQUEST_KEYS) declarations.declare('requestKey', key, 'core', undefined);
+    declarations.declare('loadFormat', 'onnx', 'core', undefined);
+    for (const state of ['loading', 'ready', 'closed']) declarations.declare('state', state, 'core', undefined);
   }
 
-  private async applyPlugin(entry: PluginEntry, registry: PluginRegistry): Promise<void> {
-    const baseDir = this.config.baseDir ?? process.cwd();
-    const spec = typeof entry === 'string' ? { name: entry, options: {} } : entry;
-    let factory: PluginFactory;
-    if (spec.name !== undefined) {
-      const load = registry[spec.name];
-      if (!load) throw new Error(`unknown plugin '${spec.name}' (built-in: ${Object.keys(registry).join(', ') || 'none'}; give "module" for your own)`);
-      factory = await load();
-    } else {
-      const { path, exportName } = parseModuleRef(spec.module!, spec.export ?? 'default');
-      factory = (await importExport(path, spec.export ?? exportName, baseDir, 'plugin')) as PluginFactory;
-      if (typeof factory !== 'function') throw new Error(`plugin module ${spec.module} must export a factory function (options) => plugin`);
-    }
-    const plugin = factory(spec.options ?? {}, { baseDir });
-    const owner = `plugin '${plugin.name}'`;
-    const api: PluginApi = {
-      hooks: this.hooks,
-      events: this.events,
-      config: this.config,
+  private async applyPlugin({ plugin, options }: ResolvedPlugin): Promise<void> {
+    const api = pluginApi(plugin.name, {
       container: this.container,
       worker: this.worker,
-      registerMethod: (name, fn) => this.methods.register(name, fn, owner),
-      registerLoadFormat: (format) => this.worker.registerLoadFormat(format),
-      declareWakeTag: (tag) => {
-        const existing = this.worker.wakeTags.get(tag);
-        if (existing) throw new Error(`wakeUp tag '${tag}' of ${owner} is already declared by ${existing}`);
-        this.worker.wakeTags.set(tag, owner);
-      },
-      claimRequestKey: (key) => this.worker.runner.claimRequestKey(key, owner),
-    };
-    await plugin.apply(api);
+      hooks: this.hooks,
+      events: this.events,
+      declarations: this.declarations,
+      baseDir: this.config.baseDir ?? process.cwd(),
+      argsOwned: this.config.executor === 'thread',
+    });
+    await plugin.apply(api, options);
     this.plugins.push(plugin);
   }
 
@@ -125,24 +117,25 @@ export class WorkerWrapperBase {
     const { path, exportName } = parseModuleRef(ref);
     const cls = await importExport(path, exportName, this.config.baseDir ?? process.cwd(), 'worker extension class');
     if (typeof cls !== 'function') throw new Error(`worker extension ${ref} is not a class`);
+    const { worker } = this;
     const ctx: ExtensionContext = {
-      worker: this.worker,
       hooks: this.hooks,
       events: this.events,
-      config: this.config,
-      container: this.container,
+      weights: worker.weights,
+      get model() { return modelView(worker); },
+      get state() { return worker.state; },
       executeMethod: (name, ...args) => this.executeMethod(name, ...args),
     };
     const instance = new (cls as new (ctx: ExtensionContext) => Record<string, unknown>)(ctx);
     const owner = `extension ${(cls as { name: string }).name} (${ref})`;
     for (const name of publicMethodNames(instance)) {
-      this.methods.register(name, (instance[name] as RpcMethod).bind(instance), owner);
+      this.declarations.declare('method', name, owner, (instance[name] as RpcMethod).bind(instance));
     }
   }
 
   async executeMethod(name: string, ...args: unknown[]): Promise<unknown> {
     if (this.closed) throw new Error('the worker is closed');
-    return this.methods.call(name, args);
+    return this.declarations.get('method', name)(...args);
   }
 
   async close(): Promise<void> {

@@ -9,8 +9,7 @@ const NAME = 'core';
 const fallback = { name: NAME, stage: CORE_FALLBACK_STAGE };
 
 export function applyCoreTaps(hooks: WorkerHooks, worker: DiffusionWorker): void {
-  hooks.loadModel.tapPromise(fallback, async (req) => {
-    if (req.format !== 'onnx') return undefined;
+  hooks.loadModel.for('onnx').tapPromise(fallback, async (req) => {
     if (!req.model) throw new Error("loadFormat 'onnx' needs a model folder (config.model)");
     return worker.services.modelFolder(req.model);
   });

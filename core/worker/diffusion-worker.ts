@@ -10,6 +10,7 @@ import type { LoadedModel } from '../model/loaded-model.ts';
 import type { ComponentSource, ModelSource } from '../model/source.ts';
 import type { WeightSet, WeightStore } from '../model/weights.ts';
 import type { DiffusionModelRunner } from '../model-runner/diffusion-model-runner.ts';
+import type { Declarations } from '../worker-wrapper/declarations.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
 import type { WorkerServices } from '../services.ts';
 import { resolve as resolvePath } from 'node:path';
@@ -17,9 +18,6 @@ import { resolve as resolvePath } from 'node:path';
 /** Built by the composition root (core/container.ts). */
 export class DiffusionWorker {
   private loaded: LoadedModel | undefined;
-  private readonly formats = new Set<string>(['onnx']);
-  /** wakeUp tags plugins restore, with the plugin that declared each. */
-  readonly wakeTags = new Map<string, string>();
   private status: WorkerState = 'loading';
   private readonly inFlight = new Set<{ promise: Promise<unknown>; abort: AbortController }>();
 
@@ -30,6 +28,7 @@ export class DiffusionWorker {
     readonly weights: WeightStore,
     readonly runner: DiffusionModelRunner,
     readonly services: WorkerServices,
+    private readonly declarations: Declarations,
   ) {}
 
   get model(): LoadedModel {
@@ -46,16 +45,14 @@ export class DiffusionWorker {
     this.events.emit('state', { state, detail });
   }
 
-  registerLoadFormat(format: string): void {
-    this.formats.add(format);
-  }
-
   /** Loads the model through the loader that answers config.loadFormat, and opens sessions. */
   async loadModel(): Promise<LoadedModel> {
     const { loadFormat, loadOptions, device, threads } = this.config;
     const model = this.config.model ? resolvePath(this.config.baseDir ?? '.', this.config.model) : '';
-    const source = await this.hooks.loadModel.promise({ format: loadFormat, model, options: loadOptions });
-    if (!source) throw new Error(`unknown loadFormat '${loadFormat}' (known: ${[...this.formats].join(', ')})`);
+    const owner = this.declarations.ownerOf('loadFormat', loadFormat);
+    if (!owner) throw this.declarations.unknown('loadFormat', loadFormat);
+    const source = await this.hooks.loadModel.get(loadFormat)?.promise({ format: loadFormat, model, options: loadOptions });
+    if (!source) throw new Error(`load format '${loadFormat}' (declared by ${owner}) gave no model: no loader tapped hooks.loadModel.for('${loadFormat}') answered`);
     if (!source.components.decoder && source.spec.latent.channels !== 3) {
       throw new Error(`model ${source.origin} has no decoder, so its latents are pixels and need 3 channels, not ${source.spec.latent.channels}`);
     }

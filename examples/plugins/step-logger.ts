@@ -1,21 +1,19 @@
-// A user plugin: counts denoising steps and exposes the count as an RPC method.
-import type { PluginFactory } from '../../index.ts';
+// A user plugin: counts denoising steps, logs every `every`-th one, and exposes the count as
+// an RPC method. Core validates its options against optionsSchema before any plugin applies.
+import { z } from 'zod';
+import { definePlugin } from '../../index.ts';
 
 const PLUGIN_NAME = 'step-logger';
 
-const stepLogger: PluginFactory = (options) => {
-  const every = Number(options.every ?? 1);
-  let steps = 0;
-  return {
-    name: PLUGIN_NAME,
-    apply({ hooks, events, registerMethod }) {
-      hooks.afterStep.tap(PLUGIN_NAME, (step) => {
-        steps++;
-        if ((step.index + 1) % every === 0) events.emit('log', { level: 'info', message: `step ${step.index + 1} of ${step.batch.params.steps}` });
-      });
-      registerMethod('stepsSeen', () => steps);
-    },
-  };
-};
-
-export default stepLogger;
+export default definePlugin({
+  name: PLUGIN_NAME,
+  optionsSchema: z.object({ every: z.number().int().positive().default(1) }).strict(),
+  apply({ hooks, events, declare }, { every }) {
+    let steps = 0;
+    hooks.afterStep.tap(PLUGIN_NAME, (step) => {
+      steps++;
+      if ((step.index + 1) % every === 0) events.emit('log', { level: 'info', message: `step ${step.index + 1} of ${step.batch.params.steps}` });
+    });
+    declare.method('stepsSeen', () => steps);
+  },
+});

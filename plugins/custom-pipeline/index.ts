@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { realpathSync } from 'node:fs';
 import { z } from 'zod';
-import { TextToImagePipeline, describeZodError, parseModuleRef, type PipelineClass, type PluginFactory } from '../../core/public.ts';
+import { TextToImagePipeline, definePlugin, parseModuleRef, parseOrThrow, type PipelineClass } from '../../core/public.ts';
 import { resolveAllowed, resolveRoots } from './allowlist.ts';
 import { loadPipelineClass } from './load-class.ts';
 
@@ -29,51 +29,47 @@ const reInitSchema = z.object({
   options: z.record(z.string(), z.unknown()).default({}),
 }).strict();
 
+export type ReInitArgs = z.input<typeof reInitSchema>;
+
 export interface ReInitResult {
   /** pipelineName of the new and of the old pipeline. */
   pipeline: string;
   previous: string;
 }
 
-const customPipeline: PluginFactory = (rawOptions, { baseDir }) => {
-  const parsed = optionsSchema.safeParse(rawOptions);
-  if (!parsed.success) throw new Error(`plugin ${PLUGIN_NAME}: invalid options: ${describeZodError(parsed.error)}`);
-  const { roots: rootPaths, pipeline } = parsed.data;
-  return {
-    name: PLUGIN_NAME,
-    async apply({ hooks, worker, registerMethod }) {
-      const roots = resolveRoots(rootPaths, baseDir);
-      // The config's module is trusted as written (the config is); imported now, so a bad one stops the start.
-      let trusted: string[] = [];
-      let initial: PipelineClass | undefined;
-      if (pipeline) {
-        const { path, exportName } = parseModuleRef(pipeline.module, pipeline.export);
-        let real: string;
-        try {
-          real = realpathSync(resolve(baseDir, path));
-        } catch {
-          throw new Error(`plugin ${PLUGIN_NAME}: pipeline.module '${path}' does not exist (resolved against ${baseDir})`);
-        }
-        trusted = [real];
-        initial = await loadPipelineClass(real, exportName);
+export default definePlugin({
+  name: PLUGIN_NAME,
+  optionsSchema,
+  async apply(api, { roots: rootPaths, pipeline }) {
+    const { baseDir, hooks } = api;
+    const roots = resolveRoots(rootPaths, baseDir);
+    // The config's module is trusted as written (the config is); imported now, so a bad one stops the start.
+    let trusted: string[] = [];
+    let initial: PipelineClass | undefined;
+    if (pipeline) {
+      const { path, exportName } = parseModuleRef(pipeline.module, pipeline.export);
+      let real: string;
+      try {
+        real = realpathSync(resolve(baseDir, path));
+      } catch {
+        throw new Error(`plugin '${PLUGIN_NAME}': pipeline.module '${path}' does not exist (resolved against ${baseDir})`);
       }
-      if (initial) hooks.afterLoadModel.tapPromise(PLUGIN_NAME, async () => { worker.runner.setPipeline(initial!, pipeline!.options); });
+      trusted = [real];
+      initial = await loadPipelineClass(real, exportName);
+    }
+    if (initial) hooks.afterLoadModel.tapPromise(PLUGIN_NAME, async () => { api.pipeline.swap(initial!, pipeline!.options); });
 
-      registerMethod('reInitPipeline', async (raw: unknown): Promise<ReInitResult> => {
-        const args = reInitSchema.safeParse(raw);
-        if (!args.success) throw new Error(`reInitPipeline: ${describeZodError(args.error)}`);
-        let cls: PipelineClass = TextToImagePipeline;
-        if (args.data.pipelineClass !== null) {
-          const { path, exportName } = parseModuleRef(args.data.pipelineClass);
-          cls = await loadPipelineClass(resolveAllowed(path, baseDir, roots, trusted), exportName);
-        }
-        // Rollouts in flight finish on the pipeline they started with.
-        while (await worker.drain('wait') > 0);
-        const previous = worker.runner.setPipeline(cls, args.data.options);
-        return { pipeline: (cls as unknown as typeof TextToImagePipeline).pipelineName, previous };
-      });
-    },
-  };
-};
-
-export default customPipeline;
+    api.declare.method('reInitPipeline', async (raw: ReInitArgs): Promise<ReInitResult> => {
+      const args = parseOrThrow(reInitSchema, raw, 'reInitPipeline', 'arguments');
+      let cls: PipelineClass = TextToImagePipeline;
+      if (args.pipelineClass !== null) {
+        const { path, exportName } = parseModuleRef(args.pipelineClass);
+        cls = await loadPipelineClass(resolveAllowed(path, baseDir, roots, trusted), exportName);
+      }
+      // Rollouts in flight finish on the pipeline they started with.
+      while (await api.drainRollouts('wait') > 0);
+      const previous = api.pipeline.swap(cls, args.options);
+      return { pipeline: (cls as unknown as typeof TextToImagePipeline).pipelineName, previous };
+    });
+  },
+});

@@ -1,6 +1,6 @@
 // plugins/dummy-loader: loadFormat 'dummy' builds a runnable model of a given small architecture
 // with seeded random weights and no files, for unit tests of pipelines and plugins.
-import { describeZodError, f32, fillGaussian, type ComponentName, type HostTensor, type ModelSource, type ModelSpec, type PluginFactory, type TokenizerSpec, type WeightMap } from '../../core/public.ts';
+import { definePlugin, f32, fillGaussian, parseOrThrow, type ComponentName, type HostTensor, type ModelSource, type ModelSpec, type TokenizerSpec, type WeightMap } from '../../core/public.ts';
 import { decoderGraph, dummyArchSchema, textEncoderGraph, transformerGraph, type DummyArch, type ParamShapes } from './architecture.ts';
 
 export const PLUGIN_NAME = 'dummy-loader';
@@ -67,17 +67,10 @@ export function buildDummyModel(arch: DummyArch): ModelSource {
   return { spec, tokenizer, components: components as ModelSource['components'], origin: `dummy:${JSON.stringify(arch)}`, reloadWeights: async () => weightsOf() };
 }
 
-const dummyLoader: PluginFactory = () => ({
+export default definePlugin({
   name: PLUGIN_NAME,
   apply(api) {
-    api.registerLoadFormat('dummy');
-    api.hooks.loadModel.tapPromise(PLUGIN_NAME, async (req) => {
-      if (req.format !== 'dummy') return undefined;
-      const parsed = dummyArchSchema.safeParse(req.options);
-      if (!parsed.success) throw new Error(`invalid loadOptions for the dummy model: ${describeZodError(parsed.error)}`);
-      return buildDummyModel(parsed.data);
-    });
+    api.declare.loadFormat('dummy');
+    api.hooks.loadModel.for('dummy').tapPromise(PLUGIN_NAME, async (req) => buildDummyModel(parseOrThrow(dummyArchSchema, req.options, 'dummy model', 'loadOptions')));
   },
 });
-
-export default dummyLoader;

@@ -1,45 +1,43 @@
 // plugins/latent-capture: request option `capture: { latents?, timesteps?, logProbs?, promptEmbeds? }`
 // adds all_latents, all_timesteps and rollout_log_probs to the rollout (only what is asked), and
-// drops the prompt embeddings when promptEmbeds is false. Recorded steps follow ctx.recorded (set by
-// a stochastic scheduler such as sde-scheduler); without it every step is recorded.
-import { tapOptions, type BatchContext, type PluginFactory } from '../../core/public.ts';
+// drops the prompt embeddings when promptEmbeds is false. Recorded steps follow ctx.recorded, set by
+// sde-scheduler (a dependency: log-probs come from its stochastic steps); without an sde option
+// every step is recorded.
+import { definePlugin, tapOptions, type BatchContext } from '../../core/public.ts';
 import { parseCaptureOptions, type CaptureOptions } from './options.ts';
 import { TrajectoryRecorder } from './recorder.ts';
 
 export const PLUGIN_NAME = 'latent-capture';
 const EMBEDDING_KEYS = ['prompt_embeds', 'pooled_prompt_embeds', 'negative_prompt_embeds', 'negative_pooled_prompt_embeds'];
 
-const latentCapture: PluginFactory = () => {
-  const recorders = new WeakMap<BatchContext, TrajectoryRecorder>();
-  const options = new WeakMap<BatchContext, CaptureOptions>();
-  return {
-    name: PLUGIN_NAME,
-    apply({ hooks, claimRequestKey }) {
-      claimRequestKey('capture');
-      // 'post': after the SDE plugin has planned the batch's windows.
-      hooks.beforeExecute.tap(tapOptions(PLUGIN_NAME, 'post'), (ctx) => {
-        const first = ctx.samples[0];
-        if (first.request.capture === undefined) return;
-        const o = parseCaptureOptions(first.request.capture, first.requestIndex);
-        const plan = ctx.recorded;
-        if (o.logProbs && !plan?.logProbs) {
-          const why = plan?.noLogProbsReason ?? "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }";
-          throw new Error(`request ${first.requestIndex}: capture.logProbs needs per-step log-probs, but ${why}`);
-        }
-        options.set(ctx, o);
-        if (o.latents || o.timesteps || o.logProbs) {
-          recorders.set(ctx, new TrajectoryRecorder(ctx, o, plan ?? { windowSize: ctx.params.steps, starts: null }));
-        }
-      });
-      hooks.afterStep.tap(PLUGIN_NAME, (step, result) => recorders.get(step.batch)?.afterStep(step, result));
-      hooks.afterExecute.tap(PLUGIN_NAME, (rollout, ctx) => {
-        if (options.get(ctx)?.promptEmbeds !== false) return rollout;
-        const batch = { ...rollout.batch };
-        for (const key of EMBEDDING_KEYS) delete batch[key];
-        return { ...rollout, batch };
-      });
-    },
-  };
-};
-
-export default latentCapture;
+export default definePlugin({
+  name: PLUGIN_NAME,
+  dependencies: ['sde-scheduler'],
+  apply({ hooks, declare }) {
+    const recorders = new WeakMap<BatchContext, TrajectoryRecorder>();
+    const options = new WeakMap<BatchContext, CaptureOptions>();
+    declare.requestKey('capture');
+    // 'post': after the SDE plugin has planned the batch's windows.
+    hooks.beforeExecute.tap(tapOptions(PLUGIN_NAME, 'post'), (ctx) => {
+      const first = ctx.samples[0];
+      if (first.request.capture === undefined) return;
+      const o = parseCaptureOptions(first.request.capture, first.requestIndex);
+      const plan = ctx.recorded;
+      if (o.logProbs && !plan?.logProbs) {
+        const why = plan?.noLogProbsReason ?? "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }";
+        throw new Error(`request ${first.requestIndex}: capture.logProbs needs per-step log-probs, but ${why}`);
+      }
+      options.set(ctx, o);
+      if (o.latents || o.timesteps || o.logProbs) {
+        recorders.set(ctx, new TrajectoryRecorder(ctx, o, plan ?? { windowSize: ctx.params.steps, starts: null }));
+      }
+    });
+    hooks.afterStep.tap(PLUGIN_NAME, (step, result) => recorders.get(step.batch)?.afterStep(step, result));
+    hooks.afterExecute.tap(PLUGIN_NAME, (rollout, ctx) => {
+      if (options.get(ctx)?.promptEmbeds !== false) return rollout;
+      const batch = { ...rollout.batch };
+      for (const key of EMBEDDING_KEYS) delete batch[key];
+      return { ...rollout, batch };
+    });
+  },
+});

@@ -7,7 +7,7 @@
 // (core batches by plugin options), so each batch runs one merged weight map.
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { describeZodError, tapOptions, type PluginFactory } from '../../core/public.ts';
+import { definePlugin, tapOptions } from '../../core/public.ts';
 import { buildAdapter } from './adapter.ts';
 import { readAdapterFolder, readAdapterMemory } from './load.ts';
 import { PathAllowlist } from './paths.ts';
@@ -48,61 +48,56 @@ export function parseRequestLora(v: unknown): { name: string; scale: number } {
   throw new Error(`request lora must be { name: string, scale?: finite number } or an adapter name, got ${JSON.stringify(v)}`);
 }
 
-const lora: PluginFactory = (options, { baseDir }) => {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) throw new Error(`invalid options for plugin ${PLUGIN_NAME}: ${describeZodError(parsed.error)}`);
-  const allow = new PathAllowlist(parsed.data.roots.map((r) => resolve(baseDir, r)));
-  const registry = new AdapterRegistry(parsed.data.budgetBytes);
-  return {
-    name: PLUGIN_NAME,
-    apply(api) {
-      api.claimRequestKey('lora');
-      const store = api.worker.weights;
+export default definePlugin({
+  name: PLUGIN_NAME,
+  optionsSchema,
+  apply(api, options) {
+    const allow = new PathAllowlist(options.roots.map((r) => resolve(api.baseDir, r)));
+    const registry = new AdapterRegistry(options.budgetBytes);
+    api.declare.requestKey('lora');
+    const store = api.weights;
 
-      api.registerMethod('addLora', async (args: AddLoraArgs): Promise<AdapterInfo & { evicted: string[] }> => {
-        if (args === null || typeof args !== 'object') throw new Error('addLora needs { name, path } or { name, config, tensors }');
-        const { name, path, config, tensors, pinned, replace, mergeScales = [1] } = args;
-        if (typeof name !== 'string' || !name) throw new Error('addLora: name must be a non-empty string');
-        if (!Array.isArray(mergeScales) || !mergeScales.every(Number.isFinite)) throw new Error(`addLora '${name}': mergeScales must be an array of finite numbers`);
-        if ((path === undefined) === (tensors === undefined)) throw new Error(`addLora '${name}': give exactly one of path or tensors`);
-        if (path !== undefined && config !== undefined) throw new Error(`addLora '${name}': with a path, the config is the folder's adapter_config.json`);
-        if (registry.has(name) && !replace) throw new Error(`addLora: an adapter named '${name}' is loaded; removeLora it first or pass replace: true`);
-        const files = path !== undefined ? await readAdapterFolder(allow, path) : readAdapterMemory(config, tensors);
-        const where = `adapter '${name}' (${files.origin})`;
-        const adapter = buildAdapter(name, parseLoraConfig(files.config, where), files.tensors, store.parameters('transformer')!, files.origin);
-        const evicted = registry.add(adapter, { pinned, replace });
-        const base = store.get('transformer');
-        if (base) for (const scale of mergeScales) registry.merged(name, scale, base);
-        return { ...registry.list().find((a) => a.name === name)!, evicted };
-      });
-      api.registerMethod('removeLora', (name: string) => { registry.remove(name); return registry.names(); });
-      api.registerMethod('pinLora', (name: string) => { registry.pin(name, true); return true; });
-      api.registerMethod('unpinLora', (name: string) => { registry.pin(name, false); return false; });
-      api.registerMethod('listLoras', () => ({
-        adapters: registry.list(), budgetBytes: registry.budgetBytes, usedBytes: registry.usedBytes, mergedBytes: registry.mergedBytes,
-      }));
+    api.declare.method('addLora', async (args: AddLoraArgs): Promise<AdapterInfo & { evicted: string[] }> => {
+      if (args === null || typeof args !== 'object') throw new Error('addLora needs { name, path } or { name, config, tensors }');
+      const { name, path, config, tensors, pinned, replace, mergeScales = [1] } = args;
+      if (typeof name !== 'string' || !name) throw new Error('addLora: name must be a non-empty string');
+      if (!Array.isArray(mergeScales) || !mergeScales.every(Number.isFinite)) throw new Error(`addLora '${name}': mergeScales must be an array of finite numbers`);
+      if ((path === undefined) === (tensors === undefined)) throw new Error(`addLora '${name}': give exactly one of path or tensors`);
+      if (path !== undefined && config !== undefined) throw new Error(`addLora '${name}': with a path, the config is the folder's adapter_config.json`);
+      if (registry.has(name) && !replace) throw new Error(`addLora: an adapter named '${name}' is loaded; removeLora it first or pass replace: true`);
+      const files = path !== undefined ? await readAdapterFolder(allow, path) : readAdapterMemory(config, tensors);
+      const where = `adapter '${name}' (${files.origin})`;
+      const adapter = buildAdapter(name, parseLoraConfig(files.config, where), files.tensors, store.parameters('transformer')!, files.origin);
+      const evicted = registry.add(adapter, { pinned, replace });
+      const base = store.get('transformer');
+      if (base) for (const scale of mergeScales) registry.merged(name, scale, base);
+      return { ...registry.list().find((a) => a.name === name)!, evicted };
+    });
+    api.declare.method('removeLora', (name: string) => { registry.remove(name); return registry.names(); });
+    api.declare.method('pinLora', (name: string) => { registry.pin(name, true); return true; });
+    api.declare.method('unpinLora', (name: string) => { registry.pin(name, false); return false; });
+    api.declare.method('listLoras', () => ({
+      adapters: registry.list(), budgetBytes: registry.budgetBytes, usedBytes: registry.usedBytes, mergedBytes: registry.mergedBytes,
+    }));
 
-      // After sleep-mode's 'pre' check: an asleep worker refuses before any merge.
-      api.hooks.beforeExecute.tap(PLUGIN_NAME, (ctx) => {
-        const option = ctx.samples[0]?.request.lora;
-        if (option === undefined || option === null) return;
-        const { name, scale } = parseRequestLora(option);
-        const base = ctx.weights.transformer;
-        if (!base) throw new Error('lora: the transformer weights are not loaded');
-        const transformer = registry.merged(name, scale, base);
-        ctx.weights = { ...ctx.weights, transformer };
-        ctx.meta.lora = { name, scale };
-      });
+    // After sleep-mode's 'pre' check: an asleep worker refuses before any merge.
+    api.hooks.beforeExecute.tap(PLUGIN_NAME, (ctx) => {
+      const option = ctx.samples[0]?.request.lora;
+      if (option === undefined || option === null) return;
+      const { name, scale } = parseRequestLora(option);
+      const base = ctx.weights.transformer;
+      if (!base) throw new Error('lora: the transformer weights are not loaded');
+      const transformer = registry.merged(name, scale, base);
+      ctx.weights = { ...ctx.weights, transformer };
+      ctx.meta.lora = { name, scale };
+    });
 
-      // Merged maps derive from the base weights: a new transformer, or none, makes them stale.
-      store.onChange((changed) => { if (changed.includes('transformer')) registry.clearMerged(); });
-      api.hooks.sleep.tap(tapOptions(PLUGIN_NAME), (report) => {
-        if (report.level < 2 || registry.mergedBytes === 0) return report;
-        const freed = registry.clearMerged();
-        return { ...report, freedBytes: report.freedBytes + freed, released: [...report.released, 'lora merged weights'] };
-      });
-    },
-  };
-};
-
-export default lora;
+    // Merged maps derive from the base weights: a new transformer, or none, makes them stale.
+    store.onChange((changed) => { if (changed.includes('transformer')) registry.clearMerged(); });
+    api.hooks.sleep.tap(tapOptions(PLUGIN_NAME), (report) => {
+      if (report.level < 2 || registry.mergedBytes === 0) return report;
+      const freed = registry.clearMerged();
+      return { ...report, freedBytes: report.freedBytes + freed, released: [...report.released, 'lora merged weights'] };
+    });
+  },
+});

@@ -2,7 +2,7 @@
 // Request option `sde: { type: 'ode' | 'sde' | 'cps', noiseLevel?, window?: { size, range? },
 // windowStarts?, logProbs? }`; RPC `computeLogProbs(args)` rescoring a stored trajectory.
 // Without the option (or without this plugin) core's Euler step runs.
-import { type BatchContext, type GenerateRequest, type PluginFactory } from '../../core/public.ts';
+import { definePlugin, type BatchContext, type GenerateRequest } from '../../core/public.ts';
 import { sdeBatchStep } from './batch-step.ts';
 import { getSdePlan, planBatch, setSdePlan } from './plan.ts';
 import { parseSdeOptions, type SdeOptions } from './options.ts';
@@ -15,7 +15,12 @@ export type { ScoreArgs, ScoreResult } from './scoring.ts';
 
 /** Validates each request of the batch (windowStarts is per request), then plans the batch. */
 function plan(ctx: BatchContext): void {
-  if (ctx.samples[0].request.sde === undefined) return;
+  if (ctx.samples[0].request.sde === undefined) {
+    // Every rollout says how its steps were taken: without the option, core's Euler (ODE) step.
+    ctx.meta.sde_type = 'ode';
+    ctx.meta.noise_level = 0;
+    return;
+  }
   const seen = new Set<GenerateRequest>();
   let options: SdeOptions | undefined;
   for (const s of ctx.samples) {
@@ -41,17 +46,16 @@ function plan(ctx: BatchContext): void {
   }
 }
 
-const sdeScheduler: PluginFactory = () => ({
+export default definePlugin({
   name: PLUGIN_NAME,
-  apply({ hooks, worker, registerMethod, claimRequestKey }) {
-    claimRequestKey('sde');
+  apply(api) {
+    const { hooks, declare } = api;
+    declare.requestKey('sde');
     hooks.beforeExecute.tap(PLUGIN_NAME, plan);
     hooks.schedulerStep.tap(PLUGIN_NAME, (step) => {
       const p = getSdePlan(step.batch);
       return p && sdeBatchStep(step, p);
     });
-    registerMethod('computeLogProbs', (args: unknown) => computeLogProbs(worker, hooks, args));
+    declare.method('computeLogProbs', (args: unknown) => computeLogProbs(api, args));
   },
 });
-
-export default sdeScheduler;

@@ -1,7 +1,7 @@
 // computeLogProbs' arguments, checked: every error names the field. Locates each recorded
 // step in the schedule (from windowStarts, or by matching allTimesteps to sigmas * 1000).
 import { z } from 'zod';
-import { describeIssues, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
+import { describeZodError, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
 import { DEFAULT_NOISE_LEVEL } from './plan.ts';
 import type { StochasticType } from './sde-step.ts';
 
@@ -102,7 +102,7 @@ export function parseScoreArgs(raw: unknown, spec: ModelSpec): ScoreInputs {
   if (!raw || typeof raw !== 'object') fail('expects one argument object {allLatents, promptEmbeds, pooledPromptEmbeds, guidanceScale, sdeType, sigmas, ...}');
   const args = raw as Record<string, unknown>;
   const scalars = scalarsSchema.safeParse(args);
-  if (!scalars.success) fail(describeIssues('', scalars.error));
+  if (!scalars.success) fail(describeZodError(scalars.error));
   const { guidanceScale, sdeType, windowStarts, requestOptions = {} } = scalars.data;
   const noiseLevel = scalars.data.noiseLevel ?? DEFAULT_NOISE_LEVEL;
   for (const key of CORE_REQUEST_KEYS) if (key in requestOptions) fail(`requestOptions.${key} is not a plugin option a scoring batch can take`);

@@ -2,7 +2,7 @@
 // recomputation). The transformer runs on the stored latents through the current pipeline's
 // predictVelocity (CFG as in the rollout); the transition of each recorded step is the rollout's,
 // so on the rollout's own trajectory and weights the log-probs come back bit for bit.
-import { f32, type BatchContext, type DiffusionWorker, type HostTensor, type NoiseSource, type SampleSpec, type WorkerHooks } from '../../core/public.ts';
+import { f32, type BatchContext, type HostTensor, type NoiseSource, type PluginApi, type SampleSpec } from '../../core/public.ts';
 import { fail, parseScoreArgs } from './score-inputs.ts';
 import { transition } from './sde-step.ts';
 
@@ -28,8 +28,8 @@ const NO_NOISE: NoiseSource = {
   step: () => fail('scoring draws no noise'),
 };
 
-export async function computeLogProbs(worker: DiffusionWorker, hooks: WorkerHooks, raw: unknown): Promise<ScoreResult> {
-  const model = worker.model;
+export async function computeLogProbs(api: Pick<PluginApi, 'model' | 'weights' | 'pipeline' | 'hooks'>, raw: unknown): Promise<ScoreResult> {
+  const { model, hooks } = api;
   const { latents, B, W, latentShape: [C, h, w], sigmas, stepIndices, embeds, pooled, negEmbeds, negPooled, guidanceScale, sdeType, noiseLevel, requestOptions } =
     parseScoreArgs(raw, model.spec);
   const cfg = negEmbeds !== undefined;
@@ -39,7 +39,7 @@ export async function computeLogProbs(worker: DiffusionWorker, hooks: WorkerHook
   const P = pooled.shape[1];
   const down = model.spec.latent.downscale;
   const logProbs = new Float32Array(B * W);
-  const pipeline = worker.runner.pipeline;
+  const pipeline = api.pipeline.current;
   for (let k = 0; k < W; k++) {
     // Samples at the same step run together; rows are independent of their batch-mates.
     const groups = new Map<number, number[]>();
@@ -47,12 +47,13 @@ export async function computeLogProbs(worker: DiffusionWorker, hooks: WorkerHook
     for (const [i, rows] of groups) {
       const samples: SampleSpec[] = rows.map((b) => ({ requestIndex: 0, outputIndex: b, prompt: '', negativePrompt: '', seed: 0, request: { prompt: '', ...requestOptions } }));
       const ctx: BatchContext = {
+        batchId: 0, // not a rollout batch: it emits no step or batchDone events
         samples,
         params: { height: h * down, width: w * down, steps: sigmas.length - 1, guidanceScale },
         sigmas,
         latentShape: [C, h, w],
         noise: NO_NOISE,
-        weights: model.weights.set,
+        weights: api.weights.set,
         positive: { promptEmbeds: f32([rows.length, L, D], gather(embeds.data, rows, L * D)), pooledPromptEmbeds: f32([rows.length, P], gather(pooled.data, rows, P)) },
         negative: cfg ? {
           promptEmbeds: f32([rows.length, L, D], gather(negEmbeds!.data, rows, L * D)),

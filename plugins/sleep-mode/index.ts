@@ -4,17 +4,22 @@
 //     level 2 drops the weights too; they come back by wakeUp(['weights']) (a reload from the
 //     checkpoint) or by loadWeights of full state dicts.
 //   wakeUp({ tags }) or wakeUp(tags): 'sessions' ('kv_cache' is an alias), 'weights', and tags other
-//   plugins declared (api.declareWakeTag); all when absent.
+//   plugins declared (api.declare.wakeTag); all when absent.
 //   sleepState()
 // Readiness is derived from what is held (sessions open, every component's weights present), so
 // any order of partial wakes and weight loads ends awake once everything is back. Out of order:
 // sleep when what the level releases is already released, and wakeUp when awake, are no-ops
 // (freedBytes 0, restored []); a call while a sleep is in progress is an error.
 import { z } from 'zod';
-import { describeZodError, tapOptions, weightBytes, type PluginApi, type PluginFactory, type SleepReport, type WeightMap } from '../../core/public.ts';
+import { definePlugin, parseOrThrow, tapOptions, weightBytes, type PluginApi, type SleepReport, type WeightMap } from '../../core/public.ts';
 import { measureDevice, measureHost, type HostMemory } from './memory.ts';
 
 export const PLUGIN_NAME = 'sleep-mode';
+
+declare module '../../core/public.ts' {
+  /** While a sleep runs and until everything is back. */
+  interface PluginWorkerStates { sleeping: true }
+}
 
 const optionsSchema = z.object({
   /** Also measure device memory through nvidia-smi (CUDA benchmarks). */
@@ -22,11 +27,12 @@ const optionsSchema = z.object({
 }).strict();
 
 const sleepArgs = z.object({
-  level: z.union([z.literal(1), z.literal(2)]).default(1),
-  mode: z.enum(['wait', 'abort']).default('wait'),
+  level: z.union([z.literal(1), z.literal(2)], { error: (i) => `must be 1 or 2, got ${JSON.stringify(i.input)}` }).default(1),
+  mode: z.enum(['wait', 'abort'], { error: (i) => `must be 'wait' or 'abort', got ${JSON.stringify(i.input)}` }).default('wait'),
 }).strict();
 
-const TAGS = { sessions: 'sessions', kv_cache: 'sessions', weights: 'weights' } as const;
+/** Aliases of the tags this plugin declares (vLLM's 'kv_cache'). */
+const ALIASES: Record<string, string> = { kv_cache: 'sessions' };
 
 export interface SleepResult {
   level: 1 | 2;
@@ -51,11 +57,11 @@ export interface SleepResult {
 }
 
 export function createSleepMode(api: PluginApi, options: z.output<typeof optionsSchema>) {
-  const { worker, hooks } = api;
-  const store = worker.weights;
+  const { hooks, sessions } = api;
+  const store = api.weights;
   let sleeping = false; // a sleep in progress: refuse new rollouts, wakes and other sleeps
 
-  const sessionsOpen = () => worker.componentsList.every((c) => c.isOpen);
+  const sessionsOpen = () => sessions.openCount === sessions.total;
   const missingWeights = () => store.components.filter((c) => !store.get(c));
   const heldBytes = () => Object.values(store.set).reduce((s, m) => s + weightBytes(m), 0);
 
@@ -69,7 +75,7 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
   }
 
   function markAwakeIfReady(): void {
-    if (worker.state === 'sleeping' && !asleepReason()) worker.setState('ready', 'awake');
+    if (api.state.current === 'sleeping' && !asleepReason()) api.state.set('ready', 'awake');
   }
 
   hooks.beforeExecute.tap(tapOptions(PLUGIN_NAME, 'pre'), () => {
@@ -80,7 +86,7 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
   // This plugin's own release runs last, after other plugins let go of what they derived.
   hooks.sleep.tapPromise(tapOptions(PLUGIN_NAME, 'post'), async (report: SleepReport): Promise<SleepReport> => {
     const released = [...report.released];
-    if (await worker.releaseSessions()) released.push('sessions');
+    if (await sessions.releaseAll()) released.push('sessions');
     let freed = report.freedBytes;
     if (report.level >= 2 && missingWeights().length < store.components.length) {
       freed += store.drop();
@@ -91,14 +97,14 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
 
   hooks.wakeUp.tapPromise(tapOptions(PLUGIN_NAME, 'pre'), async (tags) => {
     if (tags.includes('weights')) await reloadMissingWeights();
-    if (tags.includes('sessions')) await worker.openSessions();
+    if (tags.includes('sessions')) await sessions.openAll();
   });
 
   /** Reads the checkpoint again for the components whose weights are gone. */
   async function reloadMissingWeights(): Promise<void> {
     const missing = missingWeights();
     if (!missing.length) return;
-    const reloaded = await worker.model.source.reloadWeights();
+    const reloaded = await api.model.source.reloadWeights();
     const update: Record<string, WeightMap> = {};
     for (const c of missing) {
       const map = reloaded[c];
@@ -114,14 +120,12 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
   store.onChange(() => { if (!sleeping) markAwakeIfReady(); });
 
   async function sleep(args: unknown = {}): Promise<SleepResult> {
-    const parsed = sleepArgs.safeParse(args ?? {});
-    if (!parsed.success) throw new Error(`sleep: ${describeZodError(parsed.error)} (expected { level: 1 | 2, mode: 'wait' | 'abort' })`);
-    const { level, mode } = parsed.data;
+    const { level, mode } = parseOrThrow(sleepArgs, args ?? {}, 'sleep', 'arguments');
     if (sleeping) throw new Error('sleep: a sleep is already in progress');
     sleeping = true;
     try {
-      worker.setState('sleeping', `level ${level}`);
-      const drained = await worker.drain(mode);
+      api.state.set('sleeping', `level ${level}`);
+      const drained = await api.drainRollouts(mode);
       const weightsBytes = heldBytes();
       const host0 = await measureHost();
       const device0 = options.measureDevice ? await measureDevice() : undefined;
@@ -151,7 +155,7 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
 
   async function wakeUp(arg?: unknown): Promise<{ restored: string[]; awake: boolean; weightsVersion: number; seconds: number; asleep?: string }> {
     if (sleeping) throw new Error('wakeUp: a sleep is in progress; wait for it to return');
-    const tags = parseTags(arg, worker.wakeTags);
+    const tags = parseTags(arg, api.declared.names('wakeTag'));
     const t0 = performance.now();
     const before = { sessions: sessionsOpen(), weights: missingWeights().length === 0 };
     await hooks.wakeUp.promise(tags);
@@ -178,33 +182,36 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
 }
 
 /**
- * wakeUp(['weights']), wakeUp({ tags: [...] }), or wakeUp() for everything. Besides the built-in
- * tags, a tag another plugin declared (api.declareWakeTag) is passed on to hooks.wakeUp.
+ * wakeUp(['weights']), wakeUp({ tags: [...] }), or wakeUp() for everything declared: this plugin's
+ * 'weights' and 'sessions', and the tags other plugins declared (api.declare.wakeTag).
  */
-function parseTags(arg: unknown, declared: ReadonlyMap<string, string>): string[] {
-  const raw = Array.isArray(arg) ? arg : arg === undefined || arg === null ? undefined : (arg as { tags?: unknown }).tags;
-  if (raw === undefined || raw === null) return ['weights', 'sessions', ...declared.keys()];
+function parseTags(arg: unknown, declared: readonly string[]): string[] {
+  let raw = Array.isArray(arg) ? arg : arg === undefined || arg === null ? undefined : (arg as { tags?: unknown }).tags;
+  if (raw === undefined || raw === null) raw = declared;
   if (!Array.isArray(raw) || raw.length === 0) throw new Error('wakeUp: tags must be a non-empty array (omit them to wake everything)');
   const tags = new Set<string>();
   for (const t of raw) {
-    if (typeof t === 'string' && Object.hasOwn(TAGS, t)) tags.add(TAGS[t as keyof typeof TAGS]);
-    else if (typeof t === 'string' && declared.has(t)) tags.add(t);
-    else throw new Error(`wakeUp: unknown tag ${JSON.stringify(t)} (known: ${[...Object.keys(TAGS), ...declared.keys()].join(', ')})`);
+    const tag = typeof t === 'string' ? ALIASES[t] ?? t : undefined;
+    if (tag === undefined || !declared.includes(tag)) {
+      throw new Error(`wakeUp: unknown tag ${JSON.stringify(t)} (known: ${[...declared, ...Object.keys(ALIASES)].join(', ')})`);
+    }
+    tags.add(tag);
   }
-  // Weights before sessions: sessions are only useful with weights to run. Plugins' tags last.
-  return [...(['weights', 'sessions'] as const).filter((t) => tags.has(t)), ...[...tags].filter((t) => declared.has(t))];
+  // Weights before sessions (sessions are only useful with weights to run), other plugins' tags last.
+  const own = ['weights', 'sessions'];
+  return [...own, ...declared.filter((t) => !own.includes(t))].filter((t) => tags.has(t));
 }
 
-const sleepMode: PluginFactory = (options) => ({
+export default definePlugin({
   name: PLUGIN_NAME,
-  apply(api) {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) throw new Error(`invalid options for plugin ${PLUGIN_NAME}: ${describeZodError(parsed.error)}`);
-    const s = createSleepMode(api, parsed.data);
-    api.registerMethod('sleep', s.sleep);
-    api.registerMethod('wakeUp', s.wakeUp);
-    api.registerMethod('sleepState', s.sleepState);
+  optionsSchema,
+  apply(api, options) {
+    api.declare.state('sleeping');
+    api.declare.wakeTag('weights');
+    api.declare.wakeTag('sessions');
+    const s = createSleepMode(api, options);
+    api.declare.method('sleep', s.sleep);
+    api.declare.method('wakeUp', s.wakeUp);
+    api.declare.method('sleepState', s.sleepState);
   },
 });
-
-export default sleepMode;

@@ -4,7 +4,7 @@
 //   abortWeightUpdate()    drops the staged buckets
 // A bad update (unknown name, wrong shape, unsupported dtype, malformed file) is an error and
 // changes nothing; staged buckets stay until finishWeightUpdate or abortWeightUpdate.
-import { COMPONENT_NAMES, type ComponentName, type PluginFactory, type WeightStore } from '../../core/public.ts';
+import { COMPONENT_NAMES, definePlugin, type ComponentName, type WeightStore } from '../../core/public.ts';
 import { checkAndConvert } from './convert.ts';
 import { readWeightSource } from './read-source.ts';
 import { buildMaps, WeightStaging } from './staging.ts';
@@ -42,21 +42,19 @@ function componentOf(store: WeightStore, value: unknown): ComponentName {
   return component as ComponentName;
 }
 
-const weightSync: PluginFactory = () => ({
+export default definePlugin({
   name: PLUGIN_NAME,
   apply(api) {
-    const store = api.worker.weights;
+    const store = api.weights;
     const staging = new WeightStaging();
-    // With the thread executor every argument arrives as a structured clone, a private copy
-    // already: copying it again would only halve the transfer speed.
-    const argsArePrivate = api.config.executor === 'thread';
 
-    api.registerMethod('loadWeights', async (args: LoadWeightsArgs, options: { bucket?: boolean } = {}): Promise<LoadWeightsResult> => {
+    api.declare.method('loadWeights', async (args: LoadWeightsArgs, options: { bucket?: boolean } = {}): Promise<LoadWeightsResult> => {
       if (args === null || typeof args !== 'object') throw new Error('loadWeights needs { component?, source, bucket? }');
       const component = componentOf(store, args.component);
       const bucket = Boolean(args.bucket ?? options?.bucket);
       const read = await readWeightSource(args.source);
-      if (argsArePrivate) read.owned = true;
+      // Arguments that are the method's own (a structured clone) need no second copy.
+      if (api.argsOwned) read.owned = true;
       const update = checkAndConvert(component, store.parameters(component)!, read);
       let bytes = 0;
       for (const t of update.values()) bytes += t.data.byteLength;
@@ -68,7 +66,7 @@ const weightSync: PluginFactory = () => ({
       return { weightsVersion: store.version, component, tensors: update.size, bytes, staged: bucket, stagedTensors: staging.size };
     });
 
-    api.registerMethod('finishWeightUpdate', () => {
+    api.declare.method('finishWeightUpdate', () => {
       const committed = staging.summary();
       const tensors = staging.size;
       // Nothing staged: a no-op that reports the version serving (not an error, so a trainer may
@@ -77,8 +75,6 @@ const weightSync: PluginFactory = () => ({
       return { weightsVersion, committed, tensors };
     });
 
-    api.registerMethod('abortWeightUpdate', () => ({ dropped: staging.clear(), weightsVersion: store.version }));
+    api.declare.method('abortWeightUpdate', () => ({ dropped: staging.clear(), weightsVersion: store.version }));
   },
 });
-
-export default weightSync;

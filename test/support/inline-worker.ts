@@ -2,12 +2,12 @@
 import { WorkerWrapperBase } from '../../core/worker-wrapper/worker-wrapper-base.ts';
 import { resolveConfig } from '../../core/config/load-config.ts';
 import type { WorkerConfig, WorkerConfigInput } from '../../core/config/schema.ts';
-import type { PluginFactory } from '../../core/plugin.ts';
+import type { WorkerPlugin } from '../../core/plugin.ts';
 import { BUILTIN_PLUGINS } from '../../plugins/builtin.ts';
 
 export const SMALL_DUMMY = { height: 16, width: 16, channels: 4, downscale: 2, hidden: 32, layers: 1 };
 
-export async function inlineWorker(config: WorkerConfigInput | WorkerConfig = {}, extra: Record<string, PluginFactory> = {}): Promise<WorkerWrapperBase> {
+export async function inlineWorker(config: WorkerConfigInput | WorkerConfig = {}, extra: Record<string, WorkerPlugin> = {}): Promise<WorkerWrapperBase> {
   const registry = { ...BUILTIN_PLUGINS };
   for (const [name, f] of Object.entries(extra)) registry[name] = async () => f;
   const plugins = config.plugins ?? [...Object.keys(BUILTIN_PLUGINS), ...Object.keys(extra)];
