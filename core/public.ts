@@ -26,4 +26,5 @@ export { describeZodError, invalidError, parseOrThrow } from './validation.ts';
 export { streamRandom } from './pipeline/seeded-noise.ts';
 export { toFloat32, fromFloat32, type FloatDType } from './tensors/dtype-convert.ts';
 export { parseModuleRef } from './worker-wrapper/module-ref.ts';
+export { PathAllowlist, isInside, type AllowlistOptions } from './path-allowlist.ts';
 export { optionError, CORE_REQUEST_KEYS } from './request-options.ts';

@@ -133,17 +133,19 @@ export const notAPipeline = class {};
 
   it('refuses paths that leave the roots, and names what is wrong', async () => {
     const cases: [string, string | RegExp][] = [
-      ['../outside/evil.ts#P', "pipelineClass: '../outside/evil.ts' contains '..'"],
-      ['pipelines/../outside/evil.ts#P', "contains '..'"],
-      ['pipelines\\..\\outside\\evil.ts#P', "contains '..'"],
-      [`${join(dir, 'outside', 'evil.ts')}#P`, 'is outside the allowlisted roots'],
-      ['outside/evil.ts#P', "pipelineClass: 'outside/evil.ts' is outside the allowlisted roots"],
-      ['outside/missing.ts#P', "pipelineClass: 'outside/missing.ts' is outside the allowlisted roots"],
-      ['pipelines/link.ts#P', "pipelineClass: 'pipelines/link.ts' is outside the allowlisted roots (a symlink leads out)"],
-      ['pipelines/linkdir/evil.ts#P', '(a symlink leads out)'],
-      ['/etc/passwd.ts#P', 'is outside the allowlisted roots'],
-      ['pipelines/missing.ts#P', "pipelineClass: 'pipelines/missing.ts' does not exist"],
-      ['pipelines/data.json', "pipelineClass: 'pipelines/data.json' is not a module (.ts, .mts, .js or .mjs)"],
+      ['../outside/evil.ts#P', "pipelineClass: '..' is not allowed in paths ('../outside/evil.ts')"],
+      ['pipelines/../outside/evil.ts#P', "'..' is not allowed in paths"],
+      ['pipelines\\..\\outside\\evil.ts#P', "'..' is not allowed in paths"],
+      [`${join(dir, 'outside', 'evil.ts')}#P`, `pipelineClass: '${join(dir, 'outside', 'evil.ts')}' is outside the allowed roots (${join(dir, 'pipelines')})`],
+      // Relative to the config's folder but outside every root: not found under the roots, whether it exists or not.
+      ['outside/evil.ts#P', `pipelineClass: no file 'outside/evil.ts' under the allowed roots (${join(dir, 'pipelines')})`],
+      ['outside/missing.ts#P', "pipelineClass: no file 'outside/missing.ts' under the allowed roots"],
+      ['pipelines/link.ts#P', /^pipelineClass: 'pipelines\/link\.ts' leads outside the allowed roots .* through a symlink \(it resolves to .*outside\/evil\.ts\)$/],
+      ['pipelines/linkdir/evil.ts#P', 'through a symlink'],
+      ['/etc/passwd.ts#P', "pipelineClass: '/etc/passwd.ts' is outside the allowed roots"],
+      ['pipelines/missing.ts#P', "pipelineClass: no file 'pipelines/missing.ts' under the allowed roots"],
+      ['pipelines/nested#P', "pipelineClass: 'pipelines/nested' is not a module (.ts, .mts, .js, .mjs)"],
+      ['pipelines/data.json', "pipelineClass: 'pipelines/data.json' is not a module (.ts, .mts, .js, .mjs)"],
       ['pipelines/nested/ok.ts#Q', /has no export 'Q' \(exports: P, notAPipeline\)/],
       ['pipelines/nested/ok.ts#notAPipeline', "export 'notAPipeline' of"],
       ['pipelines/nested/ok.ts', "has no export 'default'"],
@@ -156,7 +158,7 @@ export const notAPipeline = class {};
 
   it('checks its config: roots must exist, the module must exist', async () => {
     await expect(inlineWorker({ baseDir: dir, plugins: ['dummy-loader', { name: 'custom-pipeline', options: { roots: ['nope'] } }] } as never))
-      .rejects.toThrow("custom-pipeline: roots[0] 'nope' does not exist");
+      .rejects.toThrow(`plugin 'custom-pipeline': roots[0] 'nope' does not exist (resolved against ${dir})`);
     await expect(inlineWorker({ baseDir: dir, plugins: ['dummy-loader', { name: 'custom-pipeline', options: { pipeline: { module: 'gone.ts' } } }] } as never))
       .rejects.toThrow("plugin 'custom-pipeline': pipeline.module 'gone.ts' does not exist");
     await expect(inlineWorker({ baseDir: dir, plugins: ['dummy-loader', { name: 'custom-pipeline', options: { root: ['x'] } }] } as never))

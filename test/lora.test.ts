@@ -261,12 +261,12 @@ describe('lora path allowlist and PEFT features', () => {
 
   it('rejects .., absolute paths outside, and symlinks leading out', async () => {
     const before = ((await x.executeMethod('listLoras')) as { adapters: unknown[] }).adapters.length;
-    await expect(add({ path: '../outside/secret' })).rejects.toThrow(/'\.\.' is not allowed in adapter paths/);
+    await expect(add({ path: '../outside/secret' })).rejects.toThrow("addLora: '..' is not allowed in paths ('../outside/secret')");
     await expect(add({ path: `${root}/good/../../outside/secret` })).rejects.toThrow(/'\.\.' is not allowed/);
     await expect(add({ path: join(outside, 'secret') })).rejects.toThrow(/is outside the allowed roots/);
-    await expect(add({ path: 'escape' })).rejects.toThrow(/escape leads outside the allowed roots through a symlink \(it resolves to .*outside\/secret\)/);
-    await expect(add({ path: 'file-escape' })).rejects.toThrow(/adapter_model\.safetensors leads outside the allowed roots through a symlink/);
-    await expect(add({ path: 'missing' })).rejects.toThrow(/no adapter folder missing under the allowed roots/);
+    await expect(add({ path: 'escape' })).rejects.toThrow(/^addLora: 'escape' leads outside the allowed roots \(.*\) through a symlink \(it resolves to .*outside\/secret\)$/);
+    await expect(add({ path: 'file-escape' })).rejects.toThrow(/adapter_model\.safetensors' leads outside the allowed roots through a symlink/);
+    await expect(add({ path: 'missing' })).rejects.toThrow(/^addLora: no folder 'missing' under the allowed roots/);
     await expect(add({ path: 'good/adapter_config.json' })).rejects.toThrow(/is not a folder/);
     expect(((await x.executeMethod('listLoras')) as { adapters: unknown[] }).adapters.length).toBe(before);
     const noRoots = await inlineWorker({ loadOptions: A, plugins: ['dummy-loader', 'lora'] });
@@ -296,7 +296,7 @@ describe('lora path allowlist and PEFT features', () => {
       [{ config: { ...config, target_modules: ['to_q', 'to_k', 'to_v', 'to_out', 'fc1'] }, tensors }, /target_modules covers blocks\.0\.ff\.fc1 but the adapter has no lora_A \/ lora_B for it/],
       [{ config, tensors: serializeSafetensors(tensors).subarray(0, 100) }, /addLora: safetensors bytes: safetensors: /],
       [{ tensors }, /in-memory tensors need a config object/],
-      [{ config, tensors: { [key]: { dtype: 'F32', shape: [4, 4], data: new Float32Array(3) } } }, /tensor '.*' must be \{ dtype, shape, data \}/],
+      [{ config, tensors: { [key]: { dtype: 'F32', shape: [4, 4], data: new Float32Array(3) } } }, /addLora: tensor '.*lora_A\.weight': shape \[4,4\] needs 16 elements, data has 3/],
       [{ path: 'good', config }, /with a path, the config is the folder's adapter_config\.json/],
       [{ path: 'good', tensors }, /give exactly one of path or tensors/],
     ];

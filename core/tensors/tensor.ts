@@ -24,6 +24,31 @@ export const DTYPE_ARRAY: Record<DType, ArrayCtor> = {
   I64: BigInt64Array, I32: Int32Array, I16: Int16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array,
 } as unknown as Record<DType, ArrayCtor>;
 
+/** The floating-point dtypes (weights and LoRA factors may come in any of them). */
+export const FLOAT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'F64']);
+
+/**
+ * A caller's `{ dtype, shape, data }` checked into a HostTensor: a known dtype, a shape of
+ * non-negative integers, data of the dtype's array type and of the shape's size. Errors start
+ * with `where` ("loadWeights: tensor 'x.weight'").
+ */
+export function asTensor(value: unknown, where: string): HostTensor {
+  if (value === null || typeof value !== 'object') throw new Error(`${where} must be { dtype, shape, data }, got ${value === null ? 'null' : typeof value}`);
+  const { dtype, shape, data } = value as Record<string, unknown>;
+  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
+    throw new Error(`${where}: unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new Error(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  const Ctor = DTYPE_ARRAY[dtype as DType];
+  if (!(data instanceof Ctor)) {
+    throw new Error(`${where}: ${dtype} data must be a ${Ctor.name}, got ${(data as object | undefined)?.constructor?.name ?? typeof data}`);
+  }
+  if (data.length !== numel(shape)) throw new Error(`${where}: shape ${JSON.stringify(shape)} needs ${numel(shape)} elements, data has ${data.length}`);
+  return { dtype: dtype as DType, shape, data };
+}
+
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;

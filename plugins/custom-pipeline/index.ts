@@ -1,16 +1,17 @@
 // plugins/custom-pipeline: runs a user pipeline class (a TextToImagePipeline subclass that may
 // override any stage and add outputs) named in the config, and swaps it at run time:
 // RPC reInitPipeline({ pipelineClass: 'path/to/module.ts#Export' | null, options }). Weights and
-// sessions stay; the old pipeline is disposed. Run-time modules come only from allowlisted roots.
+// sessions stay; the old pipeline is disposed. Run-time modules come only from allowlisted roots
+// (core's PathAllowlist: relative paths under a root or the config's folder, never outside a root).
 // Config options: { roots: string[], pipeline?: { module, export, options } }.
-import { resolve } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { realpathSync } from 'node:fs';
 import { z } from 'zod';
-import { TextToImagePipeline, definePlugin, parseModuleRef, parseOrThrow, type PipelineClass } from '../../core/public.ts';
-import { resolveAllowed, resolveRoots } from './allowlist.ts';
+import { PathAllowlist, TextToImagePipeline, definePlugin, parseModuleRef, parseOrThrow, type PipelineClass } from '../../core/public.ts';
 import { loadPipelineClass } from './load-class.ts';
 
 export const PLUGIN_NAME = 'custom-pipeline';
+const MODULE_EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'];
 
 const optionsSchema = z.object({
   /** Folders (relative to the config) from which reInitPipeline may load modules. */
@@ -42,9 +43,8 @@ export default definePlugin({
   optionsSchema,
   async apply(api, { roots: rootPaths, pipeline }) {
     const { baseDir, hooks } = api;
-    const roots = resolveRoots(rootPaths, baseDir);
     // The config's module is trusted as written (the config is); imported now, so a bad one stops the start.
-    let trusted: string[] = [];
+    const trusted: string[] = [];
     let initial: PipelineClass | undefined;
     if (pipeline) {
       const { path, exportName } = parseModuleRef(pipeline.module, pipeline.export);
@@ -54,9 +54,10 @@ export default definePlugin({
       } catch {
         throw new Error(`plugin '${PLUGIN_NAME}': pipeline.module '${path}' does not exist (resolved against ${baseDir})`);
       }
-      trusted = [real];
+      trusted.push(resolve(baseDir, path), real);
       initial = await loadPipelineClass(real, exportName);
     }
+    const allow = await PathAllowlist.open(rootPaths, `plugin '${PLUGIN_NAME}'`, { baseDir, trusted });
     if (initial) hooks.afterLoadModel.tapPromise(PLUGIN_NAME, async () => { api.pipeline.swap(initial!, pipeline!.options); });
 
     api.declare.method('reInitPipeline', async (raw: ReInitArgs): Promise<ReInitResult> => {
@@ -64,7 +65,8 @@ export default definePlugin({
       let cls: PipelineClass = TextToImagePipeline;
       if (args.pipelineClass !== null) {
         const { path, exportName } = parseModuleRef(args.pipelineClass);
-        cls = await loadPipelineClass(resolveAllowed(path, baseDir, roots, trusted), exportName);
+        if (!MODULE_EXTENSIONS.includes(extname(path))) throw new Error(`pipelineClass: '${path}' is not a module (${MODULE_EXTENSIONS.join(', ')})`);
+        cls = await loadPipelineClass(await allow.resolve(path, 'file', 'pipelineClass'), exportName);
       }
       // Rollouts in flight finish on the pipeline they started with.
       while (await api.drainRollouts('wait') > 0);

@@ -1,6 +1,6 @@
 // An adapter checked against the model: per target module, lora_A [r, in] and lora_B [out, r] as
 // float32, for the transformer's Linear weight <module>.weight [out, in].
-import { toFloat32, type HostTensor, type ParameterInfo } from '../../core/public.ts';
+import { FLOAT_DTYPES, toFloat32, type HostTensor, type ParameterInfo } from '../../core/public.ts';
 import { targets, type LoraConfig } from './peft-config.ts';
 
 export interface LoraModule {
@@ -25,7 +25,6 @@ export interface Adapter {
 }
 
 const KEY = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/;
-const FLOAT = new Set(['F32', 'F16', 'BF16', 'F64']);
 
 export function buildAdapter(
   name: string, config: LoraConfig, tensors: Iterable<[string, HostTensor]>,
@@ -39,7 +38,7 @@ export function buildAdapter(
       throw new Error(`${where}: unexpected tensor '${key}': an adapter holds base_model.model.<module>.lora_A.weight / lora_B.weight only ` +
         '(DoRA magnitudes, biases and modules_to_save are not supported)');
     }
-    if (!FLOAT.has(t.dtype)) throw new Error(`${where}: tensor '${key}' is ${t.dtype}; only F32, F16, BF16, F64 are supported`);
+    if (!FLOAT_DTYPES.has(t.dtype)) throw new Error(`${where}: tensor '${key}' is ${t.dtype}; only ${[...FLOAT_DTYPES].join(', ')} are supported`);
     const entry = pairs.get(m[1]) ?? {};
     entry[m[2] as 'A' | 'B'] = t;
     pairs.set(m[1], entry);

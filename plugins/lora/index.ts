@@ -2,15 +2,13 @@
 //   addLora({ name, path } | { name, config, tensors }, pinned?, replace?, mergeScales?)  removeLora(name)
 //   listLoras()  pinLora(name)  unpinLora(name)
 //   per request: lora: { name, scale = 1 } (or just the name)
-// Options: roots (folders adapters may be loaded from; none: paths are off), budgetBytes
+// Options: roots (folders adapters may be loaded from, core's PathAllowlist; none: paths are off), budgetBytes
 // (adapters plus cached merged weights). Requests with different adapters never share a batch
 // (core batches by plugin options), so each batch runs one merged weight map.
-import { resolve } from 'node:path';
 import { z } from 'zod';
-import { definePlugin, tapOptions } from '../../core/public.ts';
+import { definePlugin, PathAllowlist, tapOptions } from '../../core/public.ts';
 import { buildAdapter } from './adapter.ts';
 import { readAdapterFolder, readAdapterMemory } from './load.ts';
-import { PathAllowlist } from './paths.ts';
 import { parseLoraConfig } from './peft-config.ts';
 import { AdapterRegistry, type AdapterInfo } from './registry.ts';
 
@@ -51,8 +49,8 @@ export function parseRequestLora(v: unknown): { name: string; scale: number } {
 export default definePlugin({
   name: PLUGIN_NAME,
   optionsSchema,
-  apply(api, options) {
-    const allow = new PathAllowlist(options.roots.map((r) => resolve(api.baseDir, r)));
+  async apply(api, options) {
+    const allow = await PathAllowlist.open(options.roots, `plugin '${PLUGIN_NAME}'`, { baseDir: api.baseDir });
     const registry = new AdapterRegistry(options.budgetBytes);
     api.declare.requestKey('lora');
     const store = api.weights;

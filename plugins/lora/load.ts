@@ -1,7 +1,6 @@
 // addLora's sources: a PEFT folder (through the path allowlist) or the trainer's in-memory
 // tensors (named tensors or safetensors bytes) with a config object.
-import { DTYPE_ARRAY, DTYPE_BYTES, numel, parseSafetensors, type DType, type HostTensor } from '../../core/public.ts';
-import type { PathAllowlist } from './paths.ts';
+import { asTensor, parseSafetensors, type HostTensor, type PathAllowlist } from '../../core/public.ts';
 
 export interface AdapterFiles {
   config: unknown;
@@ -10,15 +9,16 @@ export interface AdapterFiles {
 }
 
 export async function readAdapterFolder(allow: PathAllowlist, path: string): Promise<AdapterFiles> {
-  const folder = await allow.resolveFolder(path);
-  const configText = (await allow.readFile(folder, 'adapter_config.json')).toString('utf8');
+  if (!allow.roots.length) throw new Error("addLora: loading adapters from paths is off; list allowed folders in the lora plugin's `roots` option");
+  const folder = await allow.resolve(path, 'folder', 'addLora');
+  const configText = (await allow.readFile(folder, 'adapter_config.json', 'addLora')).toString('utf8');
   let config: unknown;
   try {
     config = JSON.parse(configText);
   } catch (e) {
     throw new Error(`addLora: ${folder}/adapter_config.json is not valid JSON: ${(e as Error).message}`);
   }
-  const bytes = await allow.readFile(folder, 'adapter_model.safetensors');
+  const bytes = await allow.readFile(folder, 'adapter_model.safetensors', 'addLora');
   return { config, tensors: parseTensors(bytes, `${folder}/adapter_model.safetensors`), origin: folder };
 }
 
@@ -28,7 +28,7 @@ export function readAdapterMemory(config: unknown, tensors: unknown): AdapterFil
   if (tensors === null || typeof tensors !== 'object' || ArrayBuffer.isView(tensors)) {
     throw new Error('addLora: tensors must be named tensors { key: { dtype, shape, data } } or safetensors bytes');
   }
-  return { config, tensors: Object.entries(tensors).map(([k, t]) => [k, asTensor(k, t)]), origin: 'memory' };
+  return { config, tensors: Object.entries(tensors).map(([k, t]) => [k, asTensor(t, `addLora: tensor '${k}'`)]), origin: 'memory' };
 }
 
 function parseTensors(bytes: Uint8Array, what: string): [string, HostTensor][] {
@@ -38,13 +38,4 @@ function parseTensors(bytes: Uint8Array, what: string): [string, HostTensor][] {
   } catch (e) {
     throw new Error(`addLora: ${what}: ${(e as Error).message}`);
   }
-}
-
-function asTensor(key: string, t: unknown): HostTensor {
-  const { dtype, shape, data } = (t ?? {}) as Record<string, unknown>;
-  const ok = typeof dtype === 'string' && Object.hasOwn(DTYPE_BYTES, dtype) && Array.isArray(shape) &&
-    shape.every((d) => Number.isSafeInteger(d) && d >= 0) && data instanceof DTYPE_ARRAY[dtype as DType] &&
-    (data as HostTensor['data']).length === numel(shape as number[]);
-  if (!ok) throw new Error(`addLora: tensor '${key}' must be { dtype, shape, data } with data of the dtype's array type and shape's size`);
-  return { dtype: dtype as DType, shape: shape as number[], data: data as HostTensor['data'] };
 }

@@ -1,9 +1,8 @@
 // Checks named tensors against a component's parameters (name, shape) and converts them to the
 // model's dtype. All problems are gathered into one error; on any problem nothing is returned.
-import { DTYPE_ARRAY, fromFloat32, toFloat32, type DType, type FloatDType, type HostTensor, type ParameterInfo } from '../../core/public.ts';
+import { DTYPE_ARRAY, FLOAT_DTYPES, fromFloat32, toFloat32, type FloatDType, type HostTensor, type ParameterInfo } from '../../core/public.ts';
 import type { ReadTensors } from './read-source.ts';
 
-const FLOAT: readonly DType[] = ['F32', 'F16', 'BF16', 'F64'];
 const SHOWN = 8;
 
 export function checkAndConvert(component: string, params: ReadonlyMap<string, ParameterInfo>, read: ReadTensors): Map<string, HostTensor> {
@@ -12,8 +11,8 @@ export function checkAndConvert(component: string, params: ReadonlyMap<string, P
   for (const [name, t] of read.tensors) {
     const p = params.get(name);
     if (!p) problems.push(`unknown parameter '${name}'${hint(component, name, params)}`);
-    else if (!FLOAT.includes(t.dtype)) problems.push(`'${name}' is ${t.dtype}; only ${FLOAT.join(', ')} convert to the model's ${p.dtype}`);
-    else if (!FLOAT.includes(p.dtype)) problems.push(`'${name}' is a ${p.dtype} parameter, which loadWeights cannot convert into`);
+    else if (!FLOAT_DTYPES.has(t.dtype)) problems.push(`'${name}' is ${t.dtype}; only ${[...FLOAT_DTYPES].join(', ')} convert to the model's ${p.dtype}`);
+    else if (!FLOAT_DTYPES.has(p.dtype)) problems.push(`'${name}' is a ${p.dtype} parameter, which loadWeights cannot convert into`);
     else if (!sameShape(t.shape, p.shape)) problems.push(`'${name}' has shape [${t.shape}], the model's is [${p.shape}]`);
   }
   if (problems.length) {

@@ -1,6 +1,6 @@
 // What loadWeights accepts, read into named tensors: a .safetensors path, .safetensors bytes, or
 // named tensors ({ dtype, shape, data }). Every problem is an error naming the source and the tensor.
-import { DTYPE_ARRAY, DTYPE_BYTES, numel, parseSafetensors, readSafetensorsFile, type DType, type HostTensor } from '../../core/public.ts';
+import { asTensor, parseSafetensors, readSafetensorsFile, type HostTensor } from '../../core/public.ts';
 
 export type WeightSource = string | Uint8Array | Record<string, HostTensor>;
 
@@ -33,26 +33,8 @@ export async function readWeightSource(source: unknown): Promise<ReadTensors> {
     return { tensors: file.names.map((n) => [n, file.get(n)]), owned: false, what: 'safetensors bytes' };
   }
   if (source !== null && typeof source === 'object' && !ArrayBuffer.isView(source) && !Array.isArray(source)) {
-    const tensors = Object.entries(source as Record<string, unknown>).map(([n, t]): [string, HostTensor] => [n, asTensor(n, t)]);
+    const tensors = Object.entries(source as Record<string, unknown>).map(([n, t]): [string, HostTensor] => [n, asTensor(t, `loadWeights: tensor '${n}'`)]);
     return { tensors, owned: false, what: 'named tensors' };
   }
   throw new Error('loadWeights: source must be a .safetensors path, .safetensors bytes (Uint8Array) or named tensors { name: { dtype, shape, data } }');
-}
-
-function asTensor(name: string, t: unknown): HostTensor {
-  const where = `loadWeights: tensor '${name}'`;
-  if (t === null || typeof t !== 'object') throw new Error(`${where} must be { dtype, shape, data }, got ${typeof t}`);
-  const { dtype, shape, data } = t as Record<string, unknown>;
-  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
-    throw new Error(`${where}: unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
-  }
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new Error(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
-  }
-  const Ctor = DTYPE_ARRAY[dtype as DType];
-  if (!(data instanceof Ctor)) {
-    throw new Error(`${where}: ${dtype} data must be a ${Ctor.name}, got ${(data as object | undefined)?.constructor?.name ?? typeof data}`);
-  }
-  if (data.length !== numel(shape)) throw new Error(`${where}: shape ${JSON.stringify(shape)} needs ${numel(shape)} elements, data has ${data.length}`);
-  return { dtype: dtype as DType, shape, data };
 }
