@@ -4,7 +4,7 @@
 // tap transforms the value, Series = all run in order.
 import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, HookMap, SyncBailHook, SyncHook, SyncWaterfallHook } from 'tapable';
 import type { ModelSource, LoadRequest } from './model/source.ts';
-import type { BatchContext, NoiseSource, StepContext, StepResult } from './pipeline/types.ts';
+import type { BatchContext, BatchPlan, NoiseSource, OutputPlan, StepContext, StepResult } from './pipeline/types.ts';
 import type { RolloutData } from './protocol.ts';
 import type { HostTensor } from './tensors/tensor.ts';
 
@@ -29,6 +29,11 @@ export function createWorkerHooks() {
     sleep: new AsyncSeriesWaterfallHook<[SleepReport]>(['report']),
     /** Tags to restore ("weights", "sessions", or a plugin's own). */
     wakeUp: new AsyncSeriesHook<[readonly string[]]>(['tags']),
+    /**
+     * The tensors a planned batch will return, before any batch of the call runs: each plugin adds
+     * (or drops) what its request options make the rollout hold, and may throw on bad options.
+     */
+    planOutputs: new SyncWaterfallHook<[OutputPlan, BatchPlan]>(['outputs', 'batch']),
     /** Before anything runs; a tap may throw to refuse the batch (asleep, bad options). */
     beforeExecute: new AsyncSeriesHook<[BatchContext]>(['batch']),
     close: new AsyncSeriesHook<[]>([]),

@@ -8,7 +8,7 @@ export { DEFAULT_SERVICES, type WorkerServices, type Tokenizer } from './service
 export type { WorkerConfig, WorkerConfigInput } from './config/schema.ts';
 export { parseConfig, loadConfigFile, resolveConfig, ConfigError } from './config/load-config.ts';
 export type { GenerateRequest, RolloutData } from './protocol.ts';
-export type { BatchContext, RecordedSteps, StepContext, StepResult, SampleSpec, SamplingParams, NoiseSource, PromptEmbeddings } from './pipeline/types.ts';
+export type { BatchContext, BatchPlan, OutputPlan, OutputSpec, RecordedSteps, StepContext, StepResult, SampleSpec, SamplingParams, NoiseSource, PromptEmbeddings } from './pipeline/types.ts';
 export { TextToImagePipeline, usesCfg, toUint8Image, type PipelineDeps } from './pipeline/text-to-image.ts';
 export { flowMatchSigmas, eulerStep } from './scheduler/flow-match.ts';
 export { fillGaussian, seededNoise } from './pipeline/seeded-noise.ts';
@@ -20,6 +20,7 @@ export type { ModelSpec, TokenizerSpec, ComponentName } from './model/manifest.t
 export { WeightStore, weightBytes, type WeightMap, type WeightSet, type ParameterInfo } from './model/weights.ts';
 export * from './tensors/tensor.ts';
 export * from './tensors/safetensors.ts';
+export { firstNonFinite, describeNonFinite } from './tensors/finite.ts';
 export { RolloutBatch } from './rollout/rollout-batch.ts';
 export { COMPONENT_NAMES } from './model/manifest.ts';
 export { describeZodError, invalidError, parseOrThrow } from './validation.ts';

@@ -77,8 +77,8 @@ describe('dummy-model rollout end to end', () => {
   it('rejects bad requests with errors that name the field, and keeps serving', async () => {
     await expect(generate([{ prompt: 3 }])).rejects.toThrow(/request 0: prompt must be a string/);
     await expect(generate([{ prompt: 'x', steps: 0 }])).rejects.toThrow(/request 0: steps must be a positive integer/);
-    await expect(generate([{ prompt: 'x' }, { prompt: 'y', seeds: [1, 2], numOutputsPerPrompt: 3 }])).rejects.toThrow(/request 1: seeds must be an array of 3 seeds/);
-    await expect(generate([{ prompt: 'x', height: 15 }])).rejects.toThrow(/multiples of 2/);
+    await expect(generate([{ prompt: 'x' }, { prompt: 'y', seeds: [1, 2], numOutputsPerPrompt: 3 }])).rejects.toThrow(/request 1: seeds has 2 seeds for numOutputsPerPrompt 3/);
+    await expect(generate([{ prompt: 'x', height: 15 }])).rejects.toThrow(/request 0: height 15 is not a multiple of 2/);
     await expect(generate([])).rejects.toThrow(/non-empty array/);
     const ok = await generate([{ prompt: 'x', seed: 1 }]);
     expect(ok.batch.responses.shape[0]).toBe(1);

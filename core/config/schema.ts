@@ -34,6 +34,17 @@ export const workerConfigSchema = z.object({
     height: z.number().int().positive().optional(),
     width: z.number().int().positive().optional(),
   }).strict().default({}),
+  /** Bounds of one generate call, checked before any work is spent (docs/reliability.md). */
+  limits: z.object({
+    /** Samples in one call, all requests together. */
+    maxSamplesPerCall: z.number().int().positive().default(1024),
+    /** Denoising steps of one request. */
+    maxSteps: z.number().int().positive().default(1000),
+    /** Image size in pixels; a model whose graph fixes the size bounds it further. */
+    maxHeight: z.number().int().positive().default(4096),
+    maxWidth: z.number().int().positive().default(4096),
+    maxPixels: z.number().int().positive().default(4096 * 4096),
+  }).strict().prefault({}),
   /** Plugins in order; absent means every built-in plugin. */
   plugins: z.array(pluginEntry).optional(),
   /** "path/to/module.ts#ExportName": classes whose methods become callable by name. */

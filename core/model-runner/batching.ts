@@ -2,6 +2,7 @@
 // Compatible = same sampling parameters and same plugin options (sde, lora, ...).
 import type { GenerateRequest } from '../protocol.ts';
 import type { SampleSpec, SamplingParams } from '../pipeline/types.ts';
+import { UNBOUNDED, fail, sampleCount, samplingParams, type RequestBounds } from './request-bounds.ts';
 
 import { CORE_REQUEST_KEYS } from '../request-options.ts';
 
@@ -14,45 +15,46 @@ export interface PlannedBatch {
   outputRows: number[];
 }
 
-function fail(i: number, field: string, problem: string): never {
-  throw new Error(`request ${i}: ${field} ${problem}`);
-}
-
-function positiveInt(i: number, field: string, v: unknown): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(i, field, `must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function expandRequests(requests: readonly GenerateRequest[], defaults: SamplingParams, randomSeed: () => number): { samples: SampleSpec[]; params: SamplingParams[] } {
+/** Every request checked (limits, model shapes, seeds), then expanded into samples in request order. */
+export function expandRequests(
+  requests: readonly GenerateRequest[], defaults: SamplingParams, randomSeed: () => number, bounds: RequestBounds = UNBOUNDED,
+): { samples: SampleSpec[]; params: SamplingParams[] } {
   if (!Array.isArray(requests) || requests.length === 0) throw new Error('generate needs a non-empty array of requests');
+  const counts = requests.map((r, i) => {
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) fail(i, 'request', 'must be an object');
+    if (typeof r.prompt !== 'string') fail(i, 'prompt', 'must be a string');
+    if (r.negativePrompt !== undefined && typeof r.negativePrompt !== 'string') fail(i, 'negativePrompt', 'must be a string');
+    return sampleCount(i, r, bounds.limits);
+  });
+  // Counted before any sample exists: a call of 1e9 samples is refused, not built.
+  let total = 0;
+  counts.forEach((n, i) => {
+    total += n;
+    if (total > bounds.limits.maxSamplesPerCall) {
+      fail(i, 'numOutputsPerPrompt', `brings the call to ${total} samples, over limits.maxSamplesPerCall (${bounds.limits.maxSamplesPerCall}): split it into several generate calls`);
+    }
+  });
   const samples: SampleSpec[] = [];
   const params: SamplingParams[] = [];
   requests.forEach((r, i) => {
-    if (r === null || typeof r !== 'object') fail(i, 'request', 'must be an object');
-    if (typeof r.prompt !== 'string') fail(i, 'prompt', 'must be a string');
-    if (r.negativePrompt !== undefined && typeof r.negativePrompt !== 'string') fail(i, 'negativePrompt', 'must be a string');
-    const n = positiveInt(i, 'numOutputsPerPrompt', r.numOutputsPerPrompt) ?? (r.seeds ? r.seeds.length : 1);
-    if (r.seeds !== undefined) {
-      if (!Array.isArray(r.seeds) || r.seeds.length !== n) fail(i, 'seeds', `must be an array of ${n} seeds`);
-      (r.seeds as unknown[]).forEach((s) => { if (!Number.isSafeInteger(s) || (s as number) < 0) fail(i, 'seeds', `must hold non-negative integers, got ${JSON.stringify(s)}`); });
-    }
-    if (r.seed !== undefined && (!Number.isSafeInteger(r.seed) || r.seed < 0)) fail(i, 'seed', `must be a non-negative integer, got ${JSON.stringify(r.seed)}`);
-    if (r.guidanceScale !== undefined && (typeof r.guidanceScale !== 'number' || !(r.guidanceScale >= 0))) fail(i, 'guidanceScale', `must be a number >= 0, got ${JSON.stringify(r.guidanceScale)}`);
-    const p: SamplingParams = {
-      height: positiveInt(i, 'height', r.height) ?? defaults.height,
-      width: positiveInt(i, 'width', r.width) ?? defaults.width,
-      steps: positiveInt(i, 'steps', r.steps) ?? defaults.steps,
-      guidanceScale: r.guidanceScale ?? defaults.guidanceScale,
-    };
+    const p = samplingParams(i, r, defaults, bounds);
     // No seed: a fresh random one, returned in non_tensor_batch.seed so the sample can be replayed.
-    const base = r.seed ?? randomSeed();
-    for (let k = 0; k < n; k++) {
+    const base = r.seed ?? randomBase(randomSeed, counts[i]);
+    for (let k = 0; k < counts[i]; k++) {
       samples.push({ requestIndex: i, outputIndex: k, prompt: r.prompt, negativePrompt: r.negativePrompt ?? '', seed: r.seeds ? r.seeds[k] : base + k, request: r });
       params.push(p);
     }
   });
   return { samples, params };
+}
+
+/** The first seed of a request that gives none; its n seeds must stay distinct safe integers. */
+function randomBase(randomSeed: () => number, n: number): number {
+  const base = randomSeed();
+  if (!Number.isSafeInteger(base) || base < 0 || base + (n - 1) > Number.MAX_SAFE_INTEGER) {
+    throw new Error(`the randomSeed service returned ${base}: a request of ${n} samples needs a non-negative integer up to 2^53 - ${n}`);
+  }
+  return base;
 }
 
 /** Plugin options of a request, as a stable key. */
@@ -80,8 +82,9 @@ export function planBatches(
   maxBatchSize: number,
   claimed: ReadonlySet<string>,
   randomSeed: () => number,
+  bounds: RequestBounds = UNBOUNDED,
 ): PlannedBatch[] {
-  const { samples, params } = expandRequests(requests, defaults, randomSeed);
+  const { samples, params } = expandRequests(requests, defaults, randomSeed, bounds);
   checkKeys(requests, claimed);
   const groups = new Map<string, PlannedBatch[]>();
   const batches: PlannedBatch[] = [];

@@ -10,10 +10,15 @@ import { seededNoise } from '../pipeline/seeded-noise.ts';
 import { TextToImagePipeline, type PipelineDeps } from '../pipeline/text-to-image.ts';
 import type { PromptCache } from '../pipeline/prompt-cache.ts';
 import type { BatchContext, SamplingParams } from '../pipeline/types.ts';
-import { planBatches } from './batching.ts';
+import { checkFinite } from '../pipeline/non-finite.ts';
+import { planBatches, type PlannedBatch } from './batching.ts';
 import type { WorkerServices } from '../services.ts';
 import { mergeRollouts, type BatchRollout } from './merge.ts';
+import { checkOutputAgreement } from './output-agreement.ts';
+import type { RequestBounds } from './request-bounds.ts';
 import type { DeclarationQueries } from '../worker-wrapper/declarations.ts';
+
+const requestsOf = (b: PlannedBatch) => b.samples.map((s) => s.requestIndex);
 
 export type PipelineClass = new (deps: PipelineDeps, options: Record<string, unknown>) => TextToImagePipeline;
 
@@ -23,6 +28,8 @@ export class DiffusionModelRunner {
   private current: TextToImagePipeline | undefined;
   /** Batches this runner has started: each batch's id, shared by its step and batchDone events. */
   private batches = 0;
+  /** The image size the model's graphs fix, from the load-time model checks. */
+  private graphBounds: Pick<RequestBounds, 'fixedHeight' | 'fixedWidth'> = {};
 
   constructor(
     private readonly config: WorkerConfig,
@@ -33,8 +40,9 @@ export class DiffusionModelRunner {
     private readonly declarations: DeclarationQueries,
   ) {}
 
-  attach(model: LoadedModel): void {
+  attach(model: LoadedModel, graphBounds: Pick<RequestBounds, 'fixedHeight' | 'fixedWidth'> = {}): void {
     this.model = model;
+    this.graphBounds = graphBounds;
     if (!this.current) this.current = new this.services.pipeline(this.pipelineDeps(), {});
   }
 
@@ -63,20 +71,28 @@ export class DiffusionModelRunner {
     };
   }
 
+  /** What bounds a request: the config's limits and the image size the model's graphs fix. */
+  bounds(): RequestBounds {
+    const { spec } = this.requireModel();
+    return { limits: this.config.limits, downscale: spec.latent.downscale, ...this.graphBounds };
+  }
+
+  /** [C, h, w] of one sample's latents at the batch's size. */
+  latentShape(params: SamplingParams): [number, number, number] {
+    const { latent } = this.requireModel().spec;
+    return [latent.channels, params.height / latent.downscale, params.width / latent.downscale];
+  }
+
   /** Builds the context of one batch: sigmas, latent shape, noise, weights. */
   batchContext(params: SamplingParams, samples: BatchContext['samples'], signal: AbortSignal): BatchContext {
     const model = this.requireModel();
     const { spec } = model;
-    const down = spec.latent.downscale;
-    if (params.height % down || params.width % down) {
-      throw new Error(`height and width must be multiples of ${down} for this model, got ${params.height}x${params.width}`);
-    }
     const ctx: BatchContext = {
       batchId: ++this.batches,
       samples,
       params,
       sigmas: flowMatchSigmas({ steps: params.steps, shift: spec.scheduler.shift, sigmaMin: spec.scheduler.sigmaMin }),
-      latentShape: [spec.latent.channels, params.height / down, params.width / down],
+      latentShape: this.latentShape(params),
       noise: seededNoise(samples.map((s) => s.seed)),
       weights: model.weights.set,
       outputs: {},
@@ -89,9 +105,24 @@ export class DiffusionModelRunner {
     return ctx;
   }
 
+  /**
+   * Validates and plans the whole call before any batch runs: requests within bounds, every
+   * option read by someone, and every batch returning the same tensors (one rollout, no gaps).
+   */
+  plan(requests: readonly GenerateRequest[]): PlannedBatch[] {
+    const claimed = new Set(this.declarations.names('requestKey'));
+    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, claimed, this.services.randomSeed, this.bounds());
+    const pipeline = this.pipeline;
+    checkOutputAgreement(plan.map((b) => {
+      const batch = { samples: b.samples, params: b.params, latentShape: this.latentShape(b.params) };
+      return { tensors: this.hooks.planOutputs.call(pipeline.plannedOutputs(batch), batch).tensors, requests: requestsOf(b) };
+    }));
+    return plan;
+  }
+
   async execute(requests: readonly GenerateRequest[], signal: AbortSignal): Promise<RolloutData> {
     const started = performance.now();
-    const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, new Set(this.declarations.names('requestKey')), this.services.randomSeed);
+    const plan = this.plan(requests);
     const contexts = plan.map((b) => this.batchContext(b.params, b.samples, signal));
     // Every batch is checked (asleep, bad plugin options) before any runs: no half-done call.
     for (const ctx of contexts) await this.hooks.beforeExecute.promise(ctx);
@@ -99,7 +130,8 @@ export class DiffusionModelRunner {
     for (let i = 0; i < plan.length; i++) {
       const t0 = performance.now();
       const rollout = await this.pipeline.run(contexts[i]);
-      parts.push({ rollout, outputRows: plan[i].outputRows });
+      checkFinite(rollout, plan[i].samples);
+      parts.push({ rollout, outputRows: plan[i].outputRows, requests: requestsOf(plan[i]) });
       this.events.emit('batchDone', { batchId: contexts[i].batchId, batchSize: plan[i].samples.length, seconds: (performance.now() - t0) / 1000 });
     }
     const total = plan.reduce((s, b) => s + b.samples.length, 0);

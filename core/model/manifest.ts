@@ -28,7 +28,7 @@ export const modelSpecSchema = z.object({
   text: z.object({ maxLength: positiveInt, hiddenSize: positiveInt, pooledSize: positiveInt }).strict(),
   scheduler: z.object({ shift: z.number().positive().default(3), sigmaMin: z.number().positive().max(1).optional() }).strict().default({ shift: 3 }),
   defaults: z.object({ steps: positiveInt.default(10), guidanceScale: z.number().min(0).default(4.5) }).strict().default({ steps: 10, guidanceScale: 4.5 }),
-}).passthrough();
+}).strict();
 
 export type ModelSpec = z.infer<typeof modelSpecSchema>;
 

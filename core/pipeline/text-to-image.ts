@@ -7,7 +7,7 @@ import type { LoadedModel } from '../model/loaded-model.ts';
 import type { RolloutData } from '../protocol.ts';
 import { f32, tensor, type HostTensor } from '../tensors/tensor.ts';
 import type { CachedPrompt, PromptCache } from './prompt-cache.ts';
-import type { BatchContext, PromptEmbeddings, StepContext, StepResult } from './types.ts';
+import type { BatchContext, BatchPlan, OutputPlan, PromptEmbeddings, StepContext, StepResult } from './types.ts';
 
 export interface PipelineDeps {
   model: LoadedModel;
@@ -127,6 +127,28 @@ export class TextToImagePipeline {
     const image = await this.deps.hooks.decode.promise(latents, ctx);
     if (!image) throw new Error('no decoder answered (core fallback missing)');
     return image;
+  }
+
+  /**
+   * The tensors collect() returns for a batch, known before it runs (one sample's shape each).
+   * A pipeline that returns other tensors overrides both.
+   */
+  plannedOutputs(batch: BatchPlan): OutputPlan {
+    const { spec, tokenizer } = this.deps.model;
+    const { height, width } = batch.params;
+    const L = tokenizer.maxLength;
+    const embeds = { dtype: 'F32', shape: [L, spec.text.hiddenSize] } as const;
+    const pooled = { dtype: 'F32', shape: [spec.text.pooledSize] } as const;
+    return {
+      tensors: {
+        responses: { dtype: 'U8', shape: [3, height, width] },
+        latents_clean: { dtype: 'F32', shape: [...batch.latentShape] },
+        prompt_embeds: embeds,
+        pooled_prompt_embeds: pooled,
+        negative_prompt_embeds: embeds,
+        negative_pooled_prompt_embeds: pooled,
+      },
+    };
   }
 
   /** The batch's rollout: images, final latents, prompt embeddings and what plugins added. */

@@ -1,6 +1,6 @@
 // The data one batch carries through the pipeline, shared by the hooks.
 import type { GenerateRequest } from '../protocol.ts';
-import type { HostTensor } from '../tensors/tensor.ts';
+import type { DType, HostTensor } from '../tensors/tensor.ts';
 import type { WeightSet } from '../model/weights.ts';
 
 /** One sample of a request, after expansion of numOutputsPerPrompt. */
@@ -50,6 +50,31 @@ export interface RecordedSteps {
   readonly logProbs: boolean;
   /** Why log-probs are absent, for error messages ("sde.logProbs is false"). */
   readonly noLogProbsReason?: string;
+}
+
+/** A batch as planned, before any work: its samples, parameters and latent shape. */
+export interface BatchPlan {
+  readonly samples: readonly SampleSpec[];
+  readonly params: SamplingParams;
+  /** [C, h, w] of one sample's latents. */
+  readonly latentShape: readonly [number, number, number];
+}
+
+/** A tensor a batch returns: its dtype and one sample's shape (the batch dimension left out). */
+export interface OutputSpec {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+/**
+ * What one batch will return, declared before any batch runs (hooks.planOutputs): the call is
+ * refused up front when its batches would return different tensors.
+ */
+export interface OutputPlan {
+  /** Batch-first tensors by rollout key. */
+  readonly tensors: Record<string, OutputSpec>;
+  /** The recorded steps a stochastic scheduler plugin plans (read by capture plugins). */
+  recorded?: Pick<RecordedSteps, 'windowSize' | 'logProbs' | 'noLogProbsReason'>;
 }
 
 export interface BatchContext {

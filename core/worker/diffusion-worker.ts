@@ -5,6 +5,7 @@ import type { WorkerHooks } from '../hooks.ts';
 import type { WorkerEvents, WorkerState } from '../events.ts';
 import { COMPONENT_NAMES, type ComponentName } from '../model/manifest.ts';
 import { OnnxComponent } from '../model/onnx-component.ts';
+import { checkModel } from '../model/model-checks.ts';
 import { sessionOptions } from '../model/execution-provider.ts';
 import type { LoadedModel } from '../model/loaded-model.ts';
 import type { ComponentSource, ModelSource } from '../model/source.ts';
@@ -56,6 +57,8 @@ export class DiffusionWorker {
     if (!source.components.decoder && source.spec.latent.channels !== 3) {
       throw new Error(`model ${source.origin} has no decoder, so its latents are pixels and need 3 channels, not ${source.spec.latent.channels}`);
     }
+    // Before any session opens or weight is installed: a refused model leaves nothing behind.
+    const graphBounds = checkModel(source);
     const options = sessionOptions(device, threads);
     const components: Partial<Record<ComponentName, OnnxComponent>> = {};
     const weights: WeightSet = {};
@@ -85,7 +88,7 @@ export class DiffusionWorker {
     this.weights.onChange((changed) => {
       if (changed.includes('text_encoder')) this.runner.promptCache.clear();
     });
-    this.runner.attach(this.loaded);
+    this.runner.attach(this.loaded, graphBounds);
     await this.hooks.afterLoadModel.promise(source);
     this.setState('ready');
     return this.loaded;

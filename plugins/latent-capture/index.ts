@@ -4,11 +4,10 @@
 // sde-scheduler (a dependency: log-probs come from its stochastic steps); without an sde option
 // every step is recorded.
 import { definePlugin, tapOptions, type BatchContext } from '../../core/public.ts';
-import { parseCaptureOptions, type CaptureOptions } from './options.ts';
+import { EMBEDDING_KEYS, parseCaptureOptions, plannedCaptureOutputs, type CaptureOptions } from './options.ts';
 import { TrajectoryRecorder } from './recorder.ts';
 
 export const PLUGIN_NAME = 'latent-capture';
-const EMBEDDING_KEYS = ['prompt_embeds', 'pooled_prompt_embeds', 'negative_prompt_embeds', 'negative_pooled_prompt_embeds'];
 
 export default definePlugin({
   name: PLUGIN_NAME,
@@ -17,16 +16,14 @@ export default definePlugin({
     const recorders = new WeakMap<BatchContext, TrajectoryRecorder>();
     const options = new WeakMap<BatchContext, CaptureOptions>();
     declare.requestKey('capture');
-    // 'post': after the SDE plugin has planned the batch's windows.
+    // 'post': after the SDE plugin has declared (planOutputs) or planned (beforeExecute) the
+    // batch's recorded steps. planOutputs refuses capture.logProbs without log-probs up front.
+    hooks.planOutputs.tap(tapOptions(PLUGIN_NAME, 'post'), plannedCaptureOutputs);
     hooks.beforeExecute.tap(tapOptions(PLUGIN_NAME, 'post'), (ctx) => {
       const first = ctx.samples[0];
       if (first.request.capture === undefined) return;
       const o = parseCaptureOptions(first.request.capture, first.requestIndex);
       const plan = ctx.recorded;
-      if (o.logProbs && !plan?.logProbs) {
-        const why = plan?.noLogProbsReason ?? "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }";
-        throw new Error(`request ${first.requestIndex}: capture.logProbs needs per-step log-probs, but ${why}`);
-      }
       options.set(ctx, o);
       if (o.latents || o.timesteps || o.logProbs) {
         recorders.set(ctx, new TrajectoryRecorder(ctx, o, plan ?? { windowSize: ctx.params.steps, starts: null }));

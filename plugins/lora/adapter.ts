@@ -1,6 +1,6 @@
 // An adapter checked against the model: per target module, lora_A [r, in] and lora_B [out, r] as
 // float32, for the transformer's Linear weight <module>.weight [out, in].
-import { FLOAT_DTYPES, toFloat32, type HostTensor, type ParameterInfo } from '../../core/public.ts';
+import { describeNonFinite, firstNonFinite, FLOAT_DTYPES, toFloat32, type HostTensor, type ParameterInfo } from '../../core/public.ts';
 import { targets, type LoraConfig } from './peft-config.ts';
 
 export interface LoraModule {
@@ -74,6 +74,10 @@ export function buildAdapter(
     const r = config.r;
     if (A.shape.join() !== `${r},${inF}`) throw new Error(`${where}: ${module}.lora_A is [${A.shape}], expected [r=${r}, in=${inF}]`);
     if (B.shape.join() !== `${out},${r}`) throw new Error(`${where}: ${module}.lora_B is [${B.shape}], expected [out=${out}, r=${r}]`);
+    for (const [which, t] of [['A', A], ['B', B]] as const) {
+      const at = firstNonFinite(t);
+      if (at >= 0) throw new Error(`${where}: ${module}.lora_${which} holds ${describeNonFinite(t, at)}; an adapter's weights must be finite`);
+    }
     const a = new Float32Array(toFloat32(A)); // own copies: the caller may reuse its buffers
     const b = new Float32Array(toFloat32(B));
     bytes += a.byteLength + b.byteLength;

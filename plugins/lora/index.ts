@@ -17,6 +17,8 @@ export const PLUGIN_NAME = 'lora';
 const optionsSchema = z.object({
   roots: z.array(z.string().min(1)).default([]),
   budgetBytes: z.number().int().positive().default(2 ** 30),
+  /** Largest |scale| a request or mergeScales may ask: beyond it merged weights blow activations up to NaN. */
+  maxScale: z.number().finite().positive().default(10),
 }).strict();
 
 export interface AddLoraArgs {
@@ -36,14 +38,17 @@ export interface AddLoraArgs {
   mergeScales?: number[];
 }
 
-/** A request's lora option: { name, scale = 1 } or the name alone. */
-export function parseRequestLora(v: unknown): { name: string; scale: number } {
+/** A request's lora option: { name, scale = 1 } or the name alone; |scale| <= maxScale. */
+export function parseRequestLora(v: unknown, requestIndex: number, maxScale: number): { name: string; scale: number } {
   if (typeof v === 'string' && v) return { name: v, scale: 1 };
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     const { name, scale = 1, ...rest } = v as Record<string, unknown>;
-    if (typeof name === 'string' && name && typeof scale === 'number' && Number.isFinite(scale) && !Object.keys(rest).length) return { name, scale };
+    if (typeof name === 'string' && name && typeof scale === 'number' && Number.isFinite(scale) && !Object.keys(rest).length) {
+      if (Math.abs(scale) > maxScale) throw new Error(`request ${requestIndex}: lora.scale ${scale} is beyond +-${maxScale} (the lora plugin's maxScale option)`);
+      return { name, scale };
+    }
   }
-  throw new Error(`request lora must be { name: string, scale?: finite number } or an adapter name, got ${JSON.stringify(v)}`);
+  throw new Error(`request ${requestIndex}: lora must be { name: string, scale?: finite number } or an adapter name, got ${JSON.stringify(v)}`);
 }
 
 export default definePlugin({
@@ -59,7 +64,9 @@ export default definePlugin({
       if (args === null || typeof args !== 'object') throw new Error('addLora needs { name, path } or { name, config, tensors }');
       const { name, path, config, tensors, pinned, replace, mergeScales = [1] } = args;
       if (typeof name !== 'string' || !name) throw new Error('addLora: name must be a non-empty string');
-      if (!Array.isArray(mergeScales) || !mergeScales.every(Number.isFinite)) throw new Error(`addLora '${name}': mergeScales must be an array of finite numbers`);
+      if (!Array.isArray(mergeScales) || !mergeScales.every((x) => Number.isFinite(x) && Math.abs(x) <= options.maxScale)) {
+        throw new Error(`addLora '${name}': mergeScales must be an array of numbers within +-${options.maxScale} (the maxScale option), got ${JSON.stringify(mergeScales)}`);
+      }
       if ((path === undefined) === (tensors === undefined)) throw new Error(`addLora '${name}': give exactly one of path or tensors`);
       if (path !== undefined && config !== undefined) throw new Error(`addLora '${name}': with a path, the config is the folder's adapter_config.json`);
       if (registry.has(name) && !replace) throw new Error(`addLora: an adapter named '${name}' is loaded; removeLora it first or pass replace: true`);
@@ -80,9 +87,10 @@ export default definePlugin({
 
     // After sleep-mode's 'pre' check: an asleep worker refuses before any merge.
     api.hooks.beforeExecute.tap(PLUGIN_NAME, (ctx) => {
-      const option = ctx.samples[0]?.request.lora;
+      const first = ctx.samples[0];
+      const option = first?.request.lora;
       if (option === undefined || option === null) return;
-      const { name, scale } = parseRequestLora(option);
+      const { name, scale } = parseRequestLora(option, first.requestIndex, options.maxScale);
       const base = ctx.weights.transformer;
       if (!base) throw new Error('lora: the transformer weights are not loaded');
       const transformer = registry.merged(name, scale, base);

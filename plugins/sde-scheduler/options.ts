@@ -1,13 +1,18 @@
 // The `sde` request option, validated against the batch's step count; errors name the field.
 import { z } from 'zod';
-import { optionError, type GenerateRequest } from '../../core/public.ts';
+import { optionError, type GenerateRequest, type SampleSpec } from '../../core/public.ts';
 
 const nonNegInt = z.number().int().min(0);
+export const MAX_NOISE_LEVEL = 1;
 
 export const sdeOptionsSchema = z.object({
   type: z.enum(['ode', 'sde', 'cps']),
-  /** a of RL-MATH.md; 0.7 by default for 'sde' and 'cps'. */
-  noiseLevel: z.number().finite().positive().optional(),
+  /**
+   * a of RL-MATH.md; 0.7 by default for 'sde' and 'cps'. At most 1: 'cps' noise sin(a pi / 2)
+   * folds back above 1, and an 'sde' step's mean turns the latents' sign near sigma = 1 from
+   * a ~ 1.3 on a shift-3 schedule of 10 steps.
+   */
+  noiseLevel: z.number().finite().positive().max(MAX_NOISE_LEVEL, `must be at most ${MAX_NOISE_LEVEL} (above it the step's noise swamps its signal)`).optional(),
   /** W consecutive stochastic steps, their start drawn per sample in [lo, hi - W]. */
   window: z.object({
     size: z.number().int().positive(),
@@ -60,4 +65,21 @@ export function parseSdeOptions(raw: unknown, request: GenerateRequest, requestI
     }
   }
   return o;
+}
+
+/**
+ * The `sde` option of a batch's samples, each request's checked (windowStarts is per request);
+ * undefined when the batch does not ask for it. Core batches by plugin options, so the samples
+ * of a batch share one option.
+ */
+export function batchSdeOptions(samples: readonly SampleSpec[], steps: number): SdeOptions | undefined {
+  if (samples[0].request.sde === undefined) return undefined;
+  let options: SdeOptions | undefined;
+  const seen = new Set<GenerateRequest>();
+  for (const s of samples) {
+    if (seen.has(s.request)) continue;
+    seen.add(s.request);
+    options = parseSdeOptions(s.request.sde, s.request, s.requestIndex, steps);
+  }
+  return options;
 }

@@ -1,7 +1,7 @@
 // A batch's SDE plan: step type, noise level, and each sample's stochastic window, drawn from the
 // sample's seed. Other plugins (latent capture) read it through getSdePlan(ctx), webpack's
 // getCompilationHooks idea: a WeakMap keyed by the batch, no core change.
-import { streamRandom, type BatchContext, type SampleSpec } from '../../core/public.ts';
+import { streamRandom, type BatchContext, type OutputPlan, type SampleSpec } from '../../core/public.ts';
 import type { SdeOptions } from './options.ts';
 import type { SdeType } from './sde-step.ts';
 
@@ -64,4 +64,10 @@ export function planBatch(samples: readonly SampleSpec[], options: SdeOptions, s
     windowRange: window?.range ?? null,
     starts,
   };
+}
+
+/** The steps a batch under these options records, known before its windows are drawn. */
+export function recordedSteps(options: SdeOptions, steps: number): NonNullable<OutputPlan['recorded']> {
+  if (options.type === 'ode') return { windowSize: steps, logProbs: false, noLogProbsReason: "the steps are deterministic: ask sde: { type: 'sde' | 'cps' }" };
+  return { windowSize: options.window?.size ?? steps, logProbs: options.logProbs ?? true, noLogProbsReason: 'sde.logProbs is false' };
 }

@@ -1,6 +1,6 @@
 // Checks named tensors against a component's parameters (name, shape) and converts them to the
 // model's dtype. All problems are gathered into one error; on any problem nothing is returned.
-import { DTYPE_ARRAY, FLOAT_DTYPES, fromFloat32, toFloat32, type FloatDType, type HostTensor, type ParameterInfo } from '../../core/public.ts';
+import { DTYPE_ARRAY, describeNonFinite, firstNonFinite, FLOAT_DTYPES, fromFloat32, toFloat32, type FloatDType, type HostTensor, type ParameterInfo } from '../../core/public.ts';
 import type { ReadTensors } from './read-source.ts';
 
 const SHOWN = 8;
@@ -14,11 +14,17 @@ export function checkAndConvert(component: string, params: ReadonlyMap<string, P
     else if (!FLOAT_DTYPES.has(t.dtype)) problems.push(`'${name}' is ${t.dtype}; only ${[...FLOAT_DTYPES].join(', ')} convert to the model's ${p.dtype}`);
     else if (!FLOAT_DTYPES.has(p.dtype)) problems.push(`'${name}' is a ${p.dtype} parameter, which loadWeights cannot convert into`);
     else if (!sameShape(t.shape, p.shape)) problems.push(`'${name}' has shape [${t.shape}], the model's is [${p.shape}]`);
+    else {
+      const at = firstNonFinite(t);
+      if (at >= 0) problems.push(`'${name}' holds ${describeNonFinite(t, at)}`);
+    }
   }
-  if (problems.length) {
+  const refuseIfAny = () => {
+    if (!problems.length) return;
     const more = problems.length > SHOWN ? `; ... (${problems.length} problems in all)` : '';
     throw new Error(`loadWeights(${component}, ${read.what}): nothing applied: ${problems.slice(0, SHOWN).join('; ')}${more}`);
-  }
+  };
+  refuseIfAny();
   // Copies of caller memory go into one block: one allocation instead of one per tensor, and
   // memory the allocator returns whole to the OS when the update's tensors are all dropped.
   // Shared memory (a SharedArrayBuffer, which crosses threads without a clone) stays the caller's.
@@ -36,8 +42,13 @@ export function checkAndConvert(component: string, params: ReadonlyMap<string, P
   const out = new Map<string, HostTensor>();
   for (const [name, t] of read.tensors) {
     const target = params.get(name)!.dtype as FloatDType;
-    out.set(name, { dtype: target, shape: [...t.shape], data: copied.get(name) ?? convert(t, target) });
+    const converted: HostTensor = { dtype: target, shape: [...t.shape], data: copied.get(name) ?? convert(t, target) };
+    // A finite F32 value can overflow a narrower dtype (7e4 in F16).
+    const at = target === t.dtype ? -1 : firstNonFinite(converted);
+    if (at >= 0) problems.push(`'${name}' becomes ${describeNonFinite(converted, at)} in the model's ${target}`);
+    out.set(name, converted);
   }
+  refuseIfAny();
   return out;
 }
 
