@@ -1,6 +1,7 @@
 // Group rollouts (numOutputsPerPrompt): distinct seeds, one prompt encoding, and per-sample
 // determinism: a sample's seed alone fixes its trajectory, whatever its batch size or batch-mates.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import fc from 'fast-check';
 import type { RolloutData } from '../core/protocol.ts';
 import type { HostTensor } from '../core/tensors/tensor.ts';
 import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
@@ -77,4 +78,29 @@ describe('group rollouts', () => {
       }
     });
   }
+
+  it('keeps a sample bit for bit the same over random batch layouts (fast-check)', async () => {
+    const filler = fc.record({
+      prompt: fc.constantFrom('a cat', 'a blue square', 'x'),
+      negativePrompt: fc.constantFrom('', 'a dog'),
+      numOutputsPerPrompt: fc.integer({ min: 1, max: 3 }),
+      seed: fc.integer({ min: 0, max: 1000 }),
+    });
+    const modes = [{}, { guidanceScale: 1 }, SDE];
+    const alone = await Promise.all(modes.map((extra) => generate(w16, [{ ...TARGET, ...extra }])));
+    await fc.assert(fc.asyncProperty(
+      fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.array(filler, { maxLength: 4 }), fc.nat(),
+      async (mode, worker, fillers, pos) => {
+        const extra = modes[mode];
+        const at = pos % (fillers.length + 1);
+        const reqs = [...fillers.slice(0, at), TARGET, ...fillers.slice(at)].map((r) => ({ ...r, ...extra }));
+        const row0 = fillers.slice(0, at).reduce((n, f) => n + f.numOutputsPerPrompt, 0);
+        const r = await generate(workers[worker], reqs);
+        expect(r.nonTensorBatch.seed[row0]).toBe(1234);
+        for (const key of Object.keys(alone[mode].batch)) {
+          expect(row(r.batch[key], row0).equals(row(alone[mode].batch[key], 0)), key).toBe(true);
+        }
+      },
+    ), { numRuns: 24 });
+  });
 });

@@ -13,8 +13,9 @@ export function checkFinite(rollout: RolloutData, samples: readonly SampleSpec[]
   for (const [key, t] of Object.entries(rollout.batch)) {
     const row = numel(t.shape.slice(1));
     samples.forEach((s, b) => {
-      const at = firstNonFinite(t, b * row, (b + 1) * row);
-      if (at >= 0) problems.push(`request ${s.requestIndex} sample ${s.outputIndex} (seed ${s.seed}): ${key} holds ${describeNonFinite(t, at)}`);
+      const sample = { dtype: t.dtype, shape: t.shape.slice(1), data: t.data.subarray(b * row, (b + 1) * row) as typeof t.data };
+      const at = firstNonFinite(sample);
+      if (at >= 0) problems.push(`request ${s.requestIndex} sample ${s.outputIndex} (seed ${s.seed}): ${key} holds ${describeNonFinite(sample, at)} of the sample`);
     });
   }
   if (problems.length) {
