@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { expandRequests, planBatches, type PlannedBatch } from '../core/model-runner/batching.ts';
 import { mergeRollouts, type BatchRollout } from '../core/model-runner/merge.ts';
-import { checkOutputAgreement } from '../core/model-runner/output-agreement.ts';
+import { checkOutputAgreement, type BatchOutputs } from '../core/model-runner/output-agreement.ts';
 import { UNBOUNDED, type RequestBounds } from '../core/model-runner/request-bounds.ts';
 import type { GenerateRequest, RolloutData } from '../core/protocol.ts';
 import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
@@ -13,6 +13,8 @@ import { f32 } from '../core/tensors/tensor.ts';
 
 const DEFAULTS = { height: 16, width: 16, steps: 4, guidanceScale: 4.5 };
 const CLAIMED = new Map([['sde', 'sde-scheduler'], ['lora', 'lora']]);
+/** The seed of a request that gives none (the worker's randomSeed service). */
+const randomSeed = () => 2 ** 40 + Math.floor(Math.random() * 1000);
 
 const request: fc.Arbitrary<GenerateRequest> = fc.record({
   prompt: fc.constantFrom('a', 'b', 'c'),
@@ -35,7 +37,7 @@ const groupKey = (b: PlannedBatch, k: number) => {
 describe('request planning over random mixes', () => {
   it('plans every sample once, in request order, with its own seed, in batches of compatible samples', () => {
     fc.assert(fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 5 }), (reqs, maxBatchSize) => {
-      const plan = planBatches(reqs, DEFAULTS, maxBatchSize, CLAIMED);
+      const plan = planBatches(reqs, DEFAULTS, maxBatchSize, CLAIMED, randomSeed);
       const rows = plan.flatMap((b) => b.outputRows);
       const total = reqs.reduce((n, r) => n + (r.numOutputsPerPrompt ?? r.seeds?.length ?? 1), 0);
       expect([...rows].sort((a, b) => a - b)).toEqual([...Array(total).keys()]);
@@ -66,16 +68,16 @@ describe('request planning over random mixes', () => {
 
   it('refuses seeds that would repeat or are missing, with the request and field named', () => {
     const max = Number.MAX_SAFE_INTEGER;
-    expect(() => expandRequests([{ prompt: 'x', seed: max - 1, numOutputsPerPrompt: 3 }], DEFAULTS)).toThrow(/request 0: seed = 9007199254740990 with 3 samples .*past 2\^53 - 1/);
-    expect(expandRequests([{ prompt: 'x', seed: max - 2, numOutputsPerPrompt: 3 }], DEFAULTS).samples.map((s) => s.seed)).toEqual([max - 2, max - 1, max]);
-    expect(() => expandRequests([{ prompt: 'x', seeds: [] }], DEFAULTS)).toThrow(/request 0: seeds is empty/);
-    expect(() => expandRequests([{ prompt: 'x' }, { prompt: 'y', seeds: [] }], DEFAULTS)).toThrow(/request 1: seeds is empty/);
-    expect(() => expandRequests([{ prompt: 'x', seeds: [1, 1.5] }], DEFAULTS)).toThrow(/request 0: seeds\[1\] must be a non-negative integer, got 1.5/);
+    expect(() => expandRequests([{ prompt: 'x', seed: max - 1, numOutputsPerPrompt: 3 }], DEFAULTS, randomSeed)).toThrow(/request 0: seed = 9007199254740990 with 3 samples .*past 2\^53 - 1/);
+    expect(expandRequests([{ prompt: 'x', seed: max - 2, numOutputsPerPrompt: 3 }], DEFAULTS, randomSeed).samples.map((s) => s.seed)).toEqual([max - 2, max - 1, max]);
+    expect(() => expandRequests([{ prompt: 'x', seeds: [] }], DEFAULTS, randomSeed)).toThrow(/request 0: seeds is empty/);
+    expect(() => expandRequests([{ prompt: 'x' }, { prompt: 'y', seeds: [] }], DEFAULTS, randomSeed)).toThrow(/request 1: seeds is empty/);
+    expect(() => expandRequests([{ prompt: 'x', seeds: [1, 1.5] }], DEFAULTS, randomSeed)).toThrow(/request 0: seeds\[1\] must be a non-negative integer, got 1.5/);
   });
 
   it('bounds each request by the limits and the model before expanding it', () => {
     const bounds: RequestBounds = { limits: { maxSamplesPerCall: 64, maxSteps: 50, maxHeight: 512, maxWidth: 256, maxPixels: 128 * 256 }, downscale: 8 };
-    const refuse = (reqs: GenerateRequest[], b: RequestBounds, pattern: RegExp) => expect(() => expandRequests(reqs, DEFAULTS, b)).toThrow(pattern);
+    const refuse = (reqs: GenerateRequest[], b: RequestBounds, pattern: RegExp) => expect(() => expandRequests(reqs, DEFAULTS, randomSeed, b)).toThrow(pattern);
     const t0 = performance.now();
     refuse([{ prompt: 'x', numOutputsPerPrompt: 1e9 }], bounds, /request 0: numOutputsPerPrompt = 1000000000 is over limits.maxSamplesPerCall \(64\)/);
     expect(performance.now() - t0).toBeLessThan(1000); // refused, not built
@@ -107,14 +109,14 @@ describe('merging over random batch layouts', () => {
 
   it('puts every row back in request order, with every per-sample value JSON-safe (null where a batch has none)', () => {
     fc.assert(fc.property(layout, fc.infiniteStream(fc.boolean()), ([reqs, maxBatchSize], coin) => {
-      const plan = planBatches(reqs, DEFAULTS, maxBatchSize, CLAIMED);
+      const plan = planBatches(reqs, DEFAULTS, maxBatchSize, CLAIMED, randomSeed);
       const extras = plan.map(() => ({ meta: coin.next().value ? 'lora' : undefined, perSample: coin.next().value ? 'sde_window_start' : undefined }));
       const parts: BatchRollout[] = plan.map((b, i) => ({ rollout: syntheticRollout(b, extras[i]), outputRows: b.outputRows, requests: b.samples.map((s) => s.requestIndex) }));
       const total = plan.reduce((n, b) => n + b.samples.length, 0);
       const merged = mergeRollouts(parts, total);
       const t = merged.batch.latents_clean;
       expect(t.shape).toEqual([total, 3]);
-      for (let r = 0; r < total; r++) expect(Array.from(t.data.subarray(r * 3, r * 3 + 3))).toEqual([r, r, r]);
+      for (let r = 0; r < total; r++) expect(Array.from((t.data as Float32Array).subarray(r * 3, r * 3 + 3))).toEqual([r, r, r]);
       for (const col of Object.values(merged.nonTensorBatch)) {
         expect(col).toHaveLength(total);
         expect(col).not.toContain(undefined);
@@ -130,13 +132,13 @@ describe('merging over random batch layouts', () => {
 
   it('refuses batches whose tensors disagree, naming the requests on each side', () => {
     fc.assert(fc.property(layout, fc.infiniteStream(fc.boolean()), ([reqs, maxBatchSize], coin) => {
-      const plan = planBatches(reqs, DEFAULTS, maxBatchSize, CLAIMED);
+      const plan = planBatches(reqs, DEFAULTS, maxBatchSize, CLAIMED, randomSeed);
       const withKey = plan.map(() => coin.next().value);
       const parts: BatchRollout[] = plan.map((b, i) => ({
         rollout: syntheticRollout(b, { key: withKey[i] ? 'rollout_log_probs' : undefined }), outputRows: b.outputRows, requests: b.samples.map((s) => s.requestIndex),
       }));
       const total = plan.reduce((n, b) => n + b.samples.length, 0);
-      const declared = plan.map((b, i) => ({ tensors: withKey[i] ? { rollout_log_probs: { dtype: 'F32', shape: [2] } as const } : {}, requests: parts[i].requests }));
+      const declared = plan.map((b, i): BatchOutputs => ({ tensors: withKey[i] ? { rollout_log_probs: { dtype: 'F32', shape: [2] } } : {}, requests: parts[i].requests }));
       const mixed = withKey.some(Boolean) && !withKey.every(Boolean);
       if (!mixed) {
         expect(() => checkOutputAgreement(declared)).not.toThrow();
