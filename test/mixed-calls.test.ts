@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RolloutData } from '../core/protocol.ts';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
 import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
 import { inlineWorker } from './support/inline-worker.ts';
@@ -15,7 +15,7 @@ const SDE_LOGPROBS = { prompt: 'a cat', seed: 2, sde: { type: 'sde' }, capture: 
 const PLAIN = { prompt: 'a dog', seed: 1 };
 
 /** Poisons the initial latents of the sample whose seed is 666 (a model that overflows for it). */
-const poison: PluginFactory = () => ({
+const poison = definePlugin({
   name: 'poison',
   apply({ hooks }) {
     hooks.prepareLatents.tap('poison', (latents, ctx) => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { checkModel } from '../core/model/model-checks.ts';
 import { loadModelFolder } from '../core/model/folder-loader.ts';
 import type { ModelSource } from '../core/model/source.ts';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import type { HostTensor } from '../core/tensors/tensor.ts';
 import { parseSafetensors } from '../core/tensors/safetensors.ts';
 import { f32 } from '../core/tensors/tensor.ts';
@@ -70,11 +70,11 @@ describe('model checks at load', () => {
   });
 
   describe('in a worker', () => {
-    const tampered: PluginFactory = () => ({
+    const tampered = definePlugin({
       name: 'tampered-loader',
       apply(api) {
-        api.registerLoadFormat('tampered');
-        api.hooks.loadModel.tapPromise('tampered-loader', async (req) => (req.format === 'tampered' ? withTransformerWeight('proj_in.weight', f32([32, 5])) : undefined));
+        api.declare.loadFormat('tampered');
+        api.hooks.loadModel.for('tampered').tapPromise('tampered-loader', async () => withTransformerWeight('proj_in.weight', f32([32, 5])));
       },
     });
 

@@ -12,7 +12,7 @@ import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
 import { f32 } from '../core/tensors/tensor.ts';
 
 const DEFAULTS = { height: 16, width: 16, steps: 4, guidanceScale: 4.5 };
-const CLAIMED = new Map([['sde', 'sde-scheduler'], ['lora', 'lora']]);
+const CLAIMED = new Set(['sde', 'lora']);
 /** The seed of a request that gives none (the worker's randomSeed service). */
 const randomSeed = () => 2 ** 40 + Math.floor(Math.random() * 1000);
 
