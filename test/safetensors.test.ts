@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -8,7 +9,8 @@ import {
   bf16ToFloat, floatToBf16, floatToHalf, fromFloat32, halfToFloat, toFloat32,
 } from '../core/tensors/dtype-convert.ts';
 import {
-  openSafetensorsFile, parseSafetensors, readSafetensorsFile, SafetensorsError, serializeSafetensors, writeSafetensorsFile,
+  openSafetensorsFile, parseSafetensors, readSafetensorsFile, readSafetensorsTensors, SafetensorsError, serializeSafetensors,
+  writeSafetensorsFile, writeSafetensorsStream,
 } from '../core/tensors/safetensors.ts';
 import { DTYPE_ARRAY, DTYPE_BYTES, tensorBytes, type DType, type HostTensor } from '../core/tensors/tensor.ts';
 
@@ -252,6 +254,68 @@ describe('safetensors files', () => {
     await expect(openSafetensorsFile(path)).rejects.toThrow(/past the end of the data buffer/);
     writeFileSync(path, 'abc');
     await expect(openSafetensorsFile(path)).rejects.toThrow(/file is 3 bytes/);
+  });
+});
+
+describe('files of any size', () => {
+  it('reads each tensor into its own buffer of exactly its size, never a whole-file buffer', async () => {
+    const path = join(dir, 'per-tensor.safetensors');
+    const tensors = {
+      a: { dtype: 'F32' as const, shape: [3, 5], data: Float32Array.from({ length: 15 }, (_, i) => i / 7) },
+      b: { dtype: 'F16' as const, shape: [7], data: Uint16Array.from({ length: 7 }, (_, i) => 0x3c00 + i) },
+      c: { dtype: 'I64' as const, shape: [2], data: BigInt64Array.of(-1n, 2n ** 40n) },
+    };
+    await writeSafetensorsFile(path, tensors, { kind: 'test' });
+    const { metadata, tensors: read } = await readSafetensorsTensors(path);
+    expect(metadata).toEqual({ kind: 'test' });
+    expect(read.map(([n]) => n)).toEqual(['c', 'a', 'b']); // data-buffer order
+    for (const [name, t] of read) {
+      expect(t).toEqual(tensors[name as keyof typeof tensors]);
+      expect(t.data.buffer.byteLength).toBe(t.data.byteLength); // its own buffer, not a view into the file
+    }
+  });
+
+  it('opens a file whose logical size is over 2 GiB (sparse) and reads a tensor by its offset', async () => {
+    const path = join(dir, 'sparse.safetensors');
+    const big = 2 ** 31 + 2 ** 20; // bytes that exist only logically
+    writeFileSync(path, rawFile({ small: entry('F32', [2], [0, 8]), big: entry('U8', [big], [8, 8 + big]) }, new Uint8Array(Float32Array.of(1.5, -2).buffer)));
+    truncateSync(path, readFileSync(path).length + big); // a hole: no disk used
+    await expect(readFile(path)).rejects.toThrow(/greater than 2 GiB/); // what the whole-file path meets
+    const h = await openSafetensorsFile(path);
+    try {
+      expect(h.info('big').end - h.info('big').begin).toBe(big);
+      expect(Array.from((await h.read('small')).data as Float32Array)).toEqual([1.5, -2]);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('streams tensors to a file one at a time, in the same layout as the whole-buffer writer', async () => {
+    const tensors = new Map<string, HostTensor>([
+      ['w', { dtype: 'BF16', shape: [2, 3], data: Uint16Array.of(1, 2, 3, 4, 5, 6) }],
+      ['b', { dtype: 'F32', shape: [3], data: Float32Array.of(0.5, -1, 2) }],
+      ['n', { dtype: 'I64', shape: [], data: BigInt64Array.of(9n) }],
+    ]);
+    const path = join(dir, 'streamed.safetensors');
+    const asked: string[] = [];
+    await writeSafetensorsStream(path, [...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), (spec) => {
+      asked.push(spec.name);
+      return tensors.get(spec.name)!;
+    }, { a: 'b' });
+    expect(asked).toEqual(['n', 'b', 'w']); // file order, each asked once
+    expect(new Uint8Array(readFileSync(path))).toEqual(serializeSafetensors(tensors, { a: 'b' }));
+  });
+
+  it('refuses a produced tensor that does not match its spec, leaving no file behind', async () => {
+    const path = join(dir, 'streamed-bad.safetensors');
+    const spec = { name: 'x', dtype: 'F32' as const, shape: [4] };
+    await expect(writeSafetensorsStream(path, [spec], () => ({ dtype: 'F32', shape: [4], data: new Float32Array(3) })))
+      .rejects.toThrow(/tensor "x": shape \[4\] needs 4 elements, data has 3/);
+    await expect(writeSafetensorsStream(path, [spec], () => ({ dtype: 'F16', shape: [4], data: new Uint16Array(4) })))
+      .rejects.toThrow(/tensor "x": declared F32, produced F16/);
+    await expect(writeSafetensorsStream(path, [spec, spec], () => ({ dtype: 'F32', shape: [4], data: new Float32Array(4) })))
+      .rejects.toThrow(/tensor "x" is named twice/);
+    expect(readdirSync(dir).filter((f) => f.startsWith('streamed-bad'))).toEqual([]);
   });
 });
 

@@ -1,12 +1,13 @@
 // The 'onnx' load format: a model folder (docs/model-folder.md).
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeZodError } from '../validation.ts';
 import { modelSpecSchema, tokenizerSpecSchema, COMPONENT_NAMES, type ComponentName } from './manifest.ts';
 import type { ComponentSource, ModelSource } from './source.ts';
 import type { WeightMap } from './weights.ts';
-import { parseSafetensors } from '../tensors/safetensors.ts';
-import type { HostTensor } from '../tensors/tensor.ts';
+import { graphInputTypes } from './graph-inputs.ts';
+import { readSafetensorsTensors, toFloat32 } from '../tensors/safetensors.ts';
+import type { DType, HostTensor } from '../tensors/tensor.ts';
 
 async function readJson(path: string, what: string): Promise<unknown> {
   let text: string;
@@ -22,22 +23,41 @@ async function readJson(path: string, what: string): Promise<unknown> {
   }
 }
 
-export async function readWeights(path: string): Promise<WeightMap> {
-  let bytes: Uint8Array;
+/**
+ * Reads a weights file tensor by tensor (no whole-file buffer: files over 2 GiB load, and peak
+ * memory stays near the weights' size). F16/BF16 tensors of parameters the graph takes as float32
+ * widen to float32 here, one at a time: the runtime runs float32 graphs (`inputTypes` from
+ * graphInputTypes; without it, tensors keep their dtype).
+ */
+export async function readWeights(path: string, inputTypes?: ReadonlyMap<string, DType | undefined>): Promise<WeightMap> {
+  let tensors: [string, HostTensor][];
   try {
-    bytes = await readFile(path);
+    ({ tensors } = await readSafetensorsTensors(path));
   } catch (e) {
     throw new Error(`cannot read weights ${path}: ${(e as Error).message}`);
   }
-  let file;
-  try {
-    file = parseSafetensors(bytes);
-  } catch (e) {
-    throw new Error(`weights ${path}: ${(e as Error).message}`);
-  }
   const map = new Map<string, HostTensor>();
-  for (const name of file.names) map.set(name, file.get(name));
+  for (const [name, t] of tensors) {
+    const half = t.dtype === 'F16' || t.dtype === 'BF16';
+    map.set(name, half && inputTypes?.get(name) === 'F32' ? { dtype: 'F32', shape: t.shape, data: toFloat32(t) } : t);
+  }
   return map;
+}
+
+// Protobuf caps one message at 2 GiB, so a graph file over that is never a whole ONNX model: its
+// weights belong in .safetensors as graph inputs. Said before readFile fails with a bare size error.
+const MAX_GRAPH_BYTES = 2 ** 31 - 1;
+
+async function readGraph(path: string, component: string): Promise<Uint8Array> {
+  try {
+    const { size } = await stat(path);
+    if (size > MAX_GRAPH_BYTES) {
+      throw new Error(`it is ${size} bytes, over ONNX's 2 GiB limit for one file: graphs take their weights as inputs from .safetensors (docs/model-folder.md)`);
+    }
+    return await readFile(path);
+  } catch (e) {
+    throw new Error(`cannot read the ${component} graph ${path}: ${(e as Error).message}`);
+  }
 }
 
 export async function loadModelFolder(dir: string): Promise<ModelSource> {
@@ -50,26 +70,20 @@ export async function loadModelFolder(dir: string): Promise<ModelSource> {
   if (!tok.success) throw new Error(`invalid tokenizer ${tokPath}: ${describeZodError(tok.error)}`);
 
   const present = COMPONENT_NAMES.filter((n) => spec.components[n]);
+  const graphs: Partial<Record<ComponentName, Uint8Array>> = {};
+  for (const n of present) graphs[n] = await readGraph(join(dir, spec.components[n]!.graph), n);
+  const inputTypes = Object.fromEntries(present.map((n) => [n, graphInputTypes(graphs[n]!)]));
   const readAllWeights = async () => {
     const out: Partial<Record<ComponentName, WeightMap>> = {};
     for (const n of present) {
       const w = spec.components[n]!.weights;
-      out[n] = w ? await readWeights(join(dir, w)) : new Map();
+      out[n] = w ? await readWeights(join(dir, w), inputTypes[n]) : new Map();
     }
     return out;
   };
   const weights = await readAllWeights();
   const components: Partial<Record<ComponentName, ComponentSource>> = {};
-  for (const n of present) {
-    const graphPath = join(dir, spec.components[n]!.graph);
-    let graph: Uint8Array;
-    try {
-      graph = await readFile(graphPath);
-    } catch (e) {
-      throw new Error(`cannot read the ${n} graph ${graphPath}: ${(e as Error).message}`);
-    }
-    components[n] = { graph, weights: weights[n]! };
-  }
+  for (const n of present) components[n] = { graph: graphs[n]!, weights: weights[n]! };
   return {
     spec,
     tokenizer: tok.data,

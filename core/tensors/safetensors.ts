@@ -235,9 +235,86 @@ export async function openSafetensorsFile(path: string, opts: SafetensorsOptions
   }
 }
 
+/**
+ * Reads every tensor of a file, each into its own buffer (header first, then one read per tensor
+ * at its offset): peak memory is the tensors' bytes, never a whole-file buffer, so files over
+ * Node's 2 GiB readFile limit load too. In data-buffer order.
+ */
+export async function readSafetensorsTensors(path: string, opts: SafetensorsOptions = {}): Promise<{ metadata: Record<string, string>; tensors: [string, HostTensor][] }> {
+  const handle = await openSafetensorsFile(path, opts);
+  try {
+    const tensors: [string, HostTensor][] = [];
+    for (const name of handle.names) tensors.push([name, await handle.read(name)]);
+    return { metadata: handle.metadata, tensors };
+  } finally {
+    await handle.close();
+  }
+}
+
 // The reference writer's order: dtypes by descending alignment (its Dtype enum order), then name.
 // With the data start 8-byte aligned, every tensor then starts at a multiple of its element size.
 const DTYPE_RANK: Record<DType, number> = { BOOL: 0, U8: 1, I8: 2, I16: 3, F16: 4, BF16: 5, I32: 6, F32: 7, F64: 8, I64: 9 };
+
+/** A tensor to be written: its name, dtype and shape (the data may come later). */
+export interface TensorSpec {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+}
+
+interface Layout {
+  /** Length prefix, JSON header and its space padding. */
+  head: Uint8Array;
+  /** Specs in file order. */
+  order: TensorSpec[];
+  dataBytes: number;
+}
+
+/** Validates specs and metadata, orders the tensors and builds the header (padded to 8 bytes). */
+function planLayout(specs: readonly TensorSpec[], metadata?: Record<string, string>): Layout {
+  assertLittleEndian();
+  const seen = new Set<string>();
+  for (const { name, dtype, shape } of specs) {
+    const where = `tensor ${JSON.stringify(name)}`;
+    if (name === '__metadata__') fail(`a tensor cannot be named __metadata__`);
+    if (seen.has(name)) fail(`${where} is named twice`);
+    seen.add(name);
+    if (!Object.hasOwn(DTYPE_BYTES, dtype)) fail(`${where}: unknown dtype ${show(dtype)}`);
+    if (!shape.every(isCount)) fail(`${where}: shape must be non-negative integers, got ${show(shape)}`);
+  }
+  for (const [k, v] of Object.entries(metadata ?? {})) {
+    if (typeof v !== 'string') fail(`metadata value for ${JSON.stringify(k)} is not a string`);
+  }
+  const order = [...specs].sort((a, b) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+  // Built by hand so that key order is ours and a name like "__proto__" stays an ordinary key.
+  const parts: string[] = [];
+  if (metadata) parts.push(`"__metadata__":{${Object.entries(metadata).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
+  let offset = 0;
+  for (const { name, dtype, shape } of order) {
+    const end = offset + numel(shape) * DTYPE_BYTES[dtype];
+    parts.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [offset, end] })}`);
+    offset = end;
+  }
+  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
+  const headerBytes = Math.ceil(json.length / 8) * 8;
+  const head = new Uint8Array(8 + headerBytes).fill(0x20, 8 + json.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerBytes), true);
+  head.set(json, 8);
+  return { head, order, dataBytes: offset };
+}
+
+function checkData(spec: TensorSpec, t: HostTensor): void {
+  const where = `tensor ${JSON.stringify(spec.name)}`;
+  const Ctor = DTYPE_ARRAY[spec.dtype];
+  if (t.dtype !== spec.dtype) fail(`${where}: declared ${spec.dtype}, produced ${t.dtype}`);
+  if (!(t.data instanceof Ctor)) fail(`${where}: ${spec.dtype} data must be a ${Ctor.name}, got ${t.data.constructor.name}`);
+  if (t.data.length !== numel(spec.shape)) fail(`${where}: shape ${show(spec.shape)} needs ${numel(spec.shape)} elements, data has ${t.data.length}`);
+}
+
+const specsOf = (entries: [string, HostTensor][]): TensorSpec[] => entries.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
+const entriesOf = (tensors: Record<string, HostTensor> | ReadonlyMap<string, HostTensor>): [string, HostTensor][] =>
+  tensors instanceof Map ? [...tensors] : Object.entries(tensors);
 
 /**
  * Serializes tensors (and optional string metadata) to safetensors bytes. Tensors are laid out in the
@@ -248,58 +325,28 @@ export function serializeSafetensors(
   tensors: Record<string, HostTensor> | ReadonlyMap<string, HostTensor>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  assertLittleEndian();
-  const entries: [string, HostTensor][] = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
-  for (const [name, t] of entries) {
-    const where = `tensor ${JSON.stringify(name)}`;
-    if (name === '__metadata__') fail(`a tensor cannot be named __metadata__`);
-    if (!Object.hasOwn(DTYPE_BYTES, t.dtype)) fail(`${where}: unknown dtype ${show(t.dtype)}`);
-    if (!t.shape.every(isCount)) fail(`${where}: shape must be non-negative integers, got ${show(t.shape)}`);
-    const Ctor = DTYPE_ARRAY[t.dtype];
-    if (!(t.data instanceof Ctor)) fail(`${where}: ${t.dtype} data must be a ${Ctor.name}, got ${t.data.constructor.name}`);
-    if (t.data.length !== numel(t.shape)) fail(`${where}: shape ${show(t.shape)} needs ${numel(t.shape)} elements, data has ${t.data.length}`);
-  }
-  for (const [k, v] of Object.entries(metadata ?? {})) {
-    if (typeof v !== 'string') fail(`metadata value for ${JSON.stringify(k)} is not a string`);
-  }
-  entries.sort(([an, a], [bn, b]) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || (an < bn ? -1 : an > bn ? 1 : 0));
-
-  // Built by hand so that key order is ours and a name like "__proto__" stays an ordinary key.
-  const parts: string[] = [];
-  if (metadata) parts.push(`"__metadata__":{${Object.entries(metadata).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
-  let offset = 0;
-  for (const [name, t] of entries) {
-    const end = offset + t.data.byteLength;
-    parts.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [offset, end] })}`);
-    offset = end;
-  }
-  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
-  const headerBytes = Math.ceil(json.length / 8) * 8;
-
-  const out = new Uint8Array(8 + headerBytes + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + headerBytes);
-  let at = 8 + headerBytes;
-  for (const [, t] of entries) {
+  const entries = entriesOf(tensors);
+  const byName = new Map(entries);
+  const { head, order, dataBytes } = planLayout(specsOf(entries), metadata);
+  for (const spec of order) checkData(spec, byName.get(spec.name)!);
+  const out = new Uint8Array(head.length + dataBytes);
+  out.set(head);
+  let at = head.length;
+  for (const { name } of order) {
+    const t = byName.get(name)!;
     out.set(tensorBytes(t), at);
     at += t.data.byteLength;
   }
   return out;
 }
 
-/** Writes a safetensors file atomically: a temporary file in the same folder, fsynced, then renamed. */
-export async function writeSafetensorsFile(
-  path: string,
-  tensors: Record<string, HostTensor> | ReadonlyMap<string, HostTensor>,
-  metadata?: Record<string, string>,
-): Promise<void> {
-  const bytes = serializeSafetensors(tensors, metadata);
+/** Writes to a temporary file in the same folder, fsynced, then renamed over `path`. */
+async function writeAtomically(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   try {
     const fh = await open(tmp, 'wx');
     try {
-      await fh.writeFile(bytes);
+      await write(fh);
       await fh.sync();
     } finally {
       await fh.close();
@@ -309,4 +356,45 @@ export async function writeSafetensorsFile(
     await unlink(tmp).catch(() => undefined);
     throw e;
   }
+}
+
+/** Writes a safetensors file atomically: a temporary file in the same folder, fsynced, then renamed. */
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: Record<string, HostTensor> | ReadonlyMap<string, HostTensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const bytes = serializeSafetensors(tensors, metadata);
+  await writeAtomically(path, async (fh) => { await fh.writeFile(bytes); });
+}
+
+async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    const { bytesWritten } = await fh.write(bytes, done, Math.min(CHUNK, bytes.length - done), position + done);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Writes a safetensors file tensor by tensor (atomically, like writeSafetensorsFile): the header is
+ * planned from the specs, then `produce` is asked for each tensor in file order and its bytes are
+ * written before the next is asked for, so memory holds one tensor at a time, whatever the file's size.
+ */
+export async function writeSafetensorsStream(
+  path: string,
+  specs: readonly TensorSpec[],
+  produce: (spec: TensorSpec) => HostTensor | Promise<HostTensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const { head, order } = planLayout(specs, metadata);
+  await writeAtomically(path, async (fh) => {
+    await writeFully(fh, head, 0);
+    let at = head.length;
+    for (const spec of order) {
+      const t = await produce(spec);
+      checkData(spec, t);
+      await writeFully(fh, tensorBytes(t), at);
+      at += t.data.byteLength;
+    }
+  });
 }

@@ -1,6 +1,6 @@
 // What loadWeights accepts, read into named tensors: a .safetensors path, .safetensors bytes, or
 // named tensors ({ dtype, shape, data }). Every problem is an error naming the source and the tensor.
-import { asTensor, parseSafetensors, readSafetensorsFile, type HostTensor } from '../../core/public.ts';
+import { asTensor, parseSafetensors, readSafetensorsTensors, type HostTensor } from '../../core/public.ts';
 
 export type WeightSource = string | Uint8Array | Record<string, HostTensor>;
 
@@ -15,13 +15,13 @@ export interface ReadTensors {
 export async function readWeightSource(source: unknown): Promise<ReadTensors> {
   if (typeof source === 'string') {
     if (!source.endsWith('.safetensors')) throw new Error(`loadWeights: source path ${source} is not a .safetensors file`);
-    let file;
+    let tensors;
     try {
-      file = await readSafetensorsFile(source);
+      ({ tensors } = await readSafetensorsTensors(source)); // tensor by tensor: files over 2 GiB too
     } catch (e) {
       throw new Error(`loadWeights: cannot read ${source}: ${(e as Error).message}`);
     }
-    return { tensors: file.names.map((n) => [n, file.get(n)]), owned: true, what: `file ${source}` };
+    return { tensors, owned: true, what: `file ${source}` };
   }
   if (source instanceof Uint8Array) {
     let file;
