@@ -1,6 +1,7 @@
 // The omni-worker command line.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { generateCommand } from './generate.ts';
+import { dummyModelCommand } from './dummy-model.ts';
 
 function int(name: string, min: number) {
   return (v: string) => {
@@ -34,6 +35,20 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       const files = await generateCommand(opts);
       console.log(`wrote ${files.length} files to ${opts.out}: ${files.map((f) => f.split('/').pop()).join(', ')}`);
+    });
+  program.command('dummy-model')
+    .description('write a runnable model folder of the dummy architecture with seeded weights, of any size')
+    .requiredOption('--out <dir>', 'the model folder to write (new or empty)')
+    .option('--hidden <n>', 'transformer width (default 32)', int('--hidden', 1))
+    .option('--layers <n>', 'transformer blocks (default 2)', int('--layers', 1))
+    .option('--heads <n>', 'attention heads; --hidden must be a multiple (default 1)', int('--heads', 1))
+    .option('--height <px>', 'image height, a multiple of 2 (default 16)', int('--height', 2))
+    .option('--width <px>', 'image width, a multiple of 2 (default 16)', int('--width', 2))
+    .addOption(new Option('--dtype <type>', 'weights dtype in the .safetensors files').choices(['f32', 'f16', 'bf16']).default('f32'))
+    .option('--seed <k>', 'seed of the weights (default 0)', int('--seed', 0))
+    .action(async (opts) => {
+      const m = await dummyModelCommand(opts);
+      console.log(`wrote ${m.dir}: ${m.parameters.toLocaleString('en-US')} parameters, ${(m.weightBytes / 1e9).toFixed(3)} GB of weights (${m.files.join(', ')})`);
     });
   return program;
 }

@@ -13,9 +13,11 @@ export const dummyArchSchema = z.object({
   downscale: z.number().int().positive().default(2),
   hidden: z.number().int().positive().default(32),
   layers: z.number().int().positive().default(2),
+  /** Attention heads; hidden must be a multiple. */
+  heads: z.number().int().positive().default(1),
   textDim: z.number().int().positive().default(16),
   maxLength: z.number().int().min(2).default(8),
-}).strict();
+}).strict().refine((a) => a.hidden % a.heads === 0, { message: 'hidden must be a multiple of heads', path: ['heads'] });
 
 export type DummyArch = z.output<typeof dummyArchSchema>;
 
@@ -67,14 +69,13 @@ export function transformerGraph(a: DummyArch): { graph: Uint8Array; params: Par
   const cond = g.op('Add', [g.op('Tanh', [g.linear(t1, 'time_embed')]), g.linear(pooled, 'pooled_embed')]);
   const tokens = g.op('Transpose', [g.op('Reshape', [x, g.constInt64([0, C, -1])])], { perm: [0, 2, 1] });
   let hs = g.op('Add', [g.linear(tokens, 'proj_in'), g.op('Unsqueeze', [cond, g.constInt64([1])])]);
-  const scale = g.constFloat(1 / Math.sqrt(H));
+  const scale = g.constFloat(1 / Math.sqrt(H / a.heads));
   for (let i = 0; i < a.layers; i++) {
     const p = `blocks.${i}`;
     const q = g.linear(hs, `${p}.attn.to_q`, false);
     const k = g.linear(text, `${p}.attn.to_k`, false);
     const v = g.linear(text, `${p}.attn.to_v`, false);
-    const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 2, 1] })]), scale]);
-    const attn = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), v]);
+    const attn = a.heads === 1 ? attention(g, q, k, v, scale) : multiHeadAttention(g, q, k, v, scale, a.heads, H);
     hs = g.op('Add', [hs, g.linear(attn, `${p}.attn.to_out`, false)]);
     const ff = g.linear(g.op('Tanh', [g.linear(hs, `${p}.ff.fc1`)]), `${p}.ff.fc2`);
     hs = g.op('Add', [hs, ff]);
@@ -83,6 +84,21 @@ export function transformerGraph(a: DummyArch): { graph: Uint8Array; params: Par
   g.op('Reshape', [out, g.op('Shape', [x])], {}, 'out_hidden_states');
   g.output('out_hidden_states', ['batch', C, h, w]);
   return { graph: g.encode(), params };
+}
+
+/** softmax(q k^T * scale) v over [B, tokens, H]. */
+function attention(g: GraphBuilder, q: string, k: string, v: string, scale: string): string {
+  const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 2, 1] })]), scale]);
+  return g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), v]);
+}
+
+/** The same per head: [B, T, H] -> [B, heads, T, H / heads], attention, and back. */
+function multiHeadAttention(g: GraphBuilder, q: string, k: string, v: string, scale: string, heads: number, H: number): string {
+  const split = g.constInt64([0, -1, heads, H / heads]);
+  const toHeads = (x: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [x, split])], { perm });
+  const scores = g.op('Mul', [g.op('MatMul', [toHeads(q, [0, 2, 1, 3]), toHeads(k, [0, 2, 3, 1])]), scale]);
+  const out = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), toHeads(v, [0, 2, 1, 3])]);
+  return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.constInt64([0, -1, H])]);
 }
 
 export function decoderGraph(a: DummyArch): { graph: Uint8Array; params: ParamShapes } {

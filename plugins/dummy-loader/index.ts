@@ -15,22 +15,30 @@ export function dummyTokenizer(maxLength: number): TokenizerSpec {
   return { type: 'word-level', lowercase: true, maxLength, padId: 0, unkId: 1, bosId: 2, vocab };
 }
 
-/** Seeded N(0, 1/fan_in) weights, biases N(0, 0.01); each parameter its own stream. */
-function seededWeights(params: ParamShapes, seed: number, salt: number): WeightMap {
-  const map = new Map<string, HostTensor>();
-  let k = 0;
-  for (const [name, shape] of params) {
-    const t = f32(shape);
-    fillGaussian(seed, salt * 10_000 + k++, t.data);
-    const fanIn = shape.length > 1 ? shape.slice(1).reduce((a, b) => a * b, 1) : 100;
-    const std = name.endsWith('.bias') ? 0.01 : 1 / Math.sqrt(fanIn);
-    for (let i = 0; i < t.data.length; i++) t.data[i] *= std;
-    map.set(name, t);
-  }
-  return map;
+/** One parameter's seeded values: N(0, 1/fan_in) for weights, N(0, 0.01) for biases; its own stream. */
+export function seededParameter(name: string, shape: readonly number[], seed: number, stream: number): HostTensor & { data: Float32Array } {
+  const t = f32(shape);
+  fillGaussian(seed, stream, t.data);
+  const fanIn = shape.length > 1 ? shape.slice(1).reduce((a, b) => a * b, 1) : 100;
+  const std = name.endsWith('.bias') ? 0.01 : 1 / Math.sqrt(fanIn);
+  for (let i = 0; i < t.data.length; i++) t.data[i] *= std;
+  return t;
 }
 
-export function buildDummyModel(arch: DummyArch): ModelSource {
+/** Parameter name -> its seeded-stream number, per component (salt = component index + 1). */
+function parameterStreams(params: ParamShapes, salt: number): Map<string, number> {
+  return new Map([...params.keys()].map((name, k) => [name, salt * 10_000 + k]));
+}
+
+export interface DummyComponent {
+  graph: Uint8Array;
+  params: ParamShapes;
+  /** Parameter name -> the seeded stream its values come from. */
+  streams: Map<string, number>;
+}
+
+/** The dummy model's manifest, tokenizer and graphs: everything but the weights' values. */
+export function dummyModelParts(arch: DummyArch): { spec: ModelSpec; tokenizer: TokenizerSpec; components: Partial<Record<ComponentName, DummyComponent>> } {
   if (arch.height % arch.downscale || arch.width % arch.downscale) {
     throw new Error(`dummy model: height and width must be multiples of downscale ${arch.downscale}`);
   }
@@ -41,10 +49,8 @@ export function buildDummyModel(arch: DummyArch): ModelSource {
     transformer: transformerGraph(arch),
   };
   if (arch.downscale > 1) graphs.decoder = decoderGraph(arch);
-  const weightsOf = () => Object.fromEntries(
-    Object.entries(graphs).map(([n, g], i) => [n, seededWeights(g.params, arch.seed, i + 1)]),
-  ) as Record<ComponentName, WeightMap>;
-  const weights = weightsOf();
+  const components: Partial<Record<ComponentName, DummyComponent>> = {};
+  Object.entries(graphs).forEach(([n, g], i) => { components[n as ComponentName] = { ...g, streams: parameterStreams(g.params, i + 1) }; });
   const spec: ModelSpec = {
     format: 'omni-worker-model/1',
     name: `dummy-${arch.seed}`,
@@ -60,10 +66,26 @@ export function buildDummyModel(arch: DummyArch): ModelSource {
     scheduler: { shift: 3 },
     defaults: { steps: 4, guidanceScale: 4.5 },
   };
+  return { spec, tokenizer, components };
+}
+
+function seededWeights(c: DummyComponent, seed: number): WeightMap {
+  const map = new Map<string, HostTensor>();
+  for (const [name, stream] of c.streams) map.set(name, seededParameter(name, c.params.get(name)!, seed, stream));
+  return map;
+}
+
+export function buildDummyModel(arch: DummyArch): ModelSource {
+  const { spec, tokenizer, components: parts } = dummyModelParts(arch);
+  const entries = Object.entries(parts) as [ComponentName, DummyComponent][];
+  const weightsOf = () => Object.fromEntries(
+    entries.map(([n, c]) => [n, seededWeights(c, arch.seed)]),
+  ) as Record<ComponentName, WeightMap>;
+  const weights = weightsOf();
   // A loop, not a closure: a closure naming `weights` would share this scope's context with
   // reloadWeights and so pin the first weights for the worker's life (a level-2 sleep frees nothing).
   const components: Partial<Record<ComponentName, { graph: Uint8Array; weights: WeightMap }>> = {};
-  for (const [n, g] of Object.entries(graphs)) components[n as ComponentName] = { graph: g.graph, weights: weights[n as ComponentName] };
+  for (const [n, c] of entries) components[n] = { graph: c.graph, weights: weights[n] };
   return { spec, tokenizer, components: components as ModelSource['components'], origin: `dummy:${JSON.stringify(arch)}`, reloadWeights: async () => weightsOf() };
 }
 
