@@ -1,7 +1,8 @@
 // The omni-worker command line.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { generateCommand } from './generate.ts';
 import { dummyModelCommand } from './dummy-model.ts';
+import { setupCuda } from './setup-cuda.ts';
 
 function int(name: string, min: number) {
   return (v: string) => {
@@ -49,6 +50,19 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       const m = await dummyModelCommand(opts);
       console.log(`wrote ${m.dir}: ${m.parameters.toLocaleString('en-US')} parameters, ${(m.weightBytes / 1e9).toFixed(3)} GB of weights (${m.files.join(', ')})`);
+    });
+  program.command('setup')
+    .description("install a device's runtime: `setup cuda` puts ONNX Runtime's CUDA provider in place from the npm registry")
+    .addArgument(new Argument('<target>', 'what to set up').choices(['cuda']))
+    .option('--from <tgz>', 'use this package tarball instead of fetching it (offline machines); its integrity is checked')
+    .action(async (_target: string, opts: { from?: string }) => {
+      const r = await setupCuda({ from: opts.from, log: (line) => console.log(line) });
+      if (r.problem) {
+        console.log(`not ready yet: ${r.problem}`);
+        process.exitCode = 1;
+      } else {
+        console.log("ready: set `device: cuda` in the worker config");
+      }
     });
   return program;
 }
