@@ -63,8 +63,13 @@ export interface PluginApi {
     /** Returns how many were open. */
     releaseAll(): Promise<number>;
   };
-  /** Rollouts in flight: waits for them, or aborts them first; returns how many there were. */
+  /** Work in flight (rollouts, scoring): waits for it, or aborts it first; returns how much there was. */
   drainRollouts(mode: 'wait' | 'abort'): Promise<number>;
+  /**
+   * Runs a plugin's model work (scoring, say) as work in flight, like a rollout: drainRollouts
+   * (sleep, reInitPipeline) and close wait for it, or abort `signal` first.
+   */
+  runInFlight<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T>;
   /**
    * Replaces one of the worker's services (core/services.ts) for this worker; the tokenizer, the
    * model-folder reader and the initial pipeline are read when the model loads, so swap them in apply.

@@ -14,7 +14,7 @@ describe('plugin api', () => {
     const w = await inlineWorker({ plugins: ['dummy-loader', 'probe'] }, { probe });
     try {
       expect(Object.keys(api!).sort()).toEqual([
-        'argsOwned', 'baseDir', 'declare', 'declared', 'drainRollouts', 'events', 'hooks', 'model', 'name', 'overrideService', 'pipeline', 'sessions', 'state', 'weights',
+        'argsOwned', 'baseDir', 'declare', 'declared', 'drainRollouts', 'events', 'hooks', 'model', 'name', 'overrideService', 'pipeline', 'runInFlight', 'sessions', 'state', 'weights',
       ]);
       expect(Object.isFrozen(api)).toBe(true);
       expect(api!.weights).toBe(w.worker.weights);

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import { f32, type HostTensor } from '../core/tensors/tensor.ts';
@@ -13,6 +13,7 @@ import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-ba
 import { createWorker } from '../index.ts';
 import { scoreArgsFromRollout, type ScoreArgs, type ScoreResult } from '../plugins/sde-scheduler/index.ts';
 import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
+import { asRecord, dummyWeights } from './support/weights.ts';
 
 const CAPTURE = { latents: true, timesteps: true, logProbs: true };
 
@@ -84,7 +85,8 @@ describe('computeLogProbs (scoring mode)', () => {
     await expect(w.executeMethod('computeLogProbs', { ...args, windowStarts: [3], allTimesteps: undefined })).rejects.toThrow('recorded step 1 would be step 4, past the last of 4 steps');
     await expect(w.executeMethod('computeLogProbs', { ...args, promptEmbeds: f32([2, 8, 16]) })).rejects.toThrow('computeLogProbs: promptEmbeds has 2 rows for 1 samples');
     await expect(w.executeMethod('computeLogProbs', { ...args, allLatents: f32([1, 3, 3, 8, 8]) })).rejects.toThrow("allLatents has 3 channels; the model's latents have 4");
-    await expect(w.executeMethod('computeLogProbs', { ...args, requestOptions: { sde: {} } })).rejects.toThrow('requestOptions.sde is not a plugin option');
+    await expect(w.executeMethod('computeLogProbs', { ...args, requestOptions: { sde: {} } })).rejects.toThrow('requestOptions.sde: the scoring steps are given by sdeType and noiseLevel');
+    await expect(w.executeMethod('computeLogProbs', { ...args, requestOptions: { seed: 1 } })).rejects.toThrow('requestOptions.seed is not a plugin option a scoring batch can take');
     expect(() => scoreArgsFromRollout({ ...r, metaInfo: { ...r.metaInfo, sde_type: 'ode' } })).toThrow("sde_type 'ode' has no log-probs");
     const s = await score(args);
     expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
@@ -161,6 +163,106 @@ describe('computeLogProbs under an adapter (requestOptions)', () => {
       expect(maxRatioError(base.logProbs, r.batch.rollout_log_probs)).toBeGreaterThan(1e-4);
     } finally {
       await w.close();
+    }
+  });
+});
+
+describe('computeLogProbs as work in flight: one weights version, drained like a rollout, strict arguments', () => {
+  let w: WorkerWrapperBase;
+  let args: ScoreArgs;
+  let expected: HostTensor;
+  beforeAll(async () => {
+    w = await inlineWorker({ loadOptions: { ...SMALL_DUMMY, seed: 1 } });
+    const r = (await w.executeMethod('generate', [{ prompt: 'a red circle', seeds: [1, 2], steps: 5, sde: { type: 'sde' }, capture: CAPTURE }])) as RolloutData;
+    args = scoreArgsFromRollout(r);
+    expected = r.batch.rollout_log_probs;
+  });
+  afterAll(async () => { await w.close(); });
+  const score = (a: unknown = args) => w.executeMethod('computeLogProbs', a) as Promise<ScoreResult>;
+
+  /** Holds the current pipeline's first velocity call until release(); counts the calls. */
+  function holdFirstStep(before: () => Promise<unknown> = () => new Promise(() => {})) {
+    const pipeline = w.worker.runner.pipeline;
+    const original = pipeline.predictVelocity.bind(pipeline);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const held = { calls: 0, release, reached: undefined as unknown as Promise<void> };
+    let reached!: () => void;
+    held.reached = new Promise<void>((r) => { reached = r; });
+    const spy = vi.spyOn(pipeline, 'predictVelocity').mockImplementation(async (ctx, x, i) => {
+      if (++held.calls === 1) { reached(); await Promise.race([gate, before()]); }
+      return original(ctx, x, i);
+    });
+    return { held, restore: () => spy.mockRestore() };
+  }
+
+  it('runs every step on the weights of its start although loadWeights commits meanwhile, and says which', async () => {
+    const { held, restore } = holdFirstStep(() => w.executeMethod('loadWeights', { source: asRecord(dummyWeights(2).transformer) }));
+    try {
+      const s = await score();
+      expect(held.calls).toBe(5);
+      expect(s.weightsVersion).toBe(0);
+      expect(w.worker.weights.version).toBe(1); // the update landed during the call
+      expect(maxRatioError(s.logProbs, expected)).toBeLessThanOrEqual(1e-6); // no step saw version 1
+    } finally {
+      restore();
+    }
+    const after = await score();
+    expect(after.weightsVersion).toBe(1);
+    expect(maxRatioError(after.logProbs, expected)).toBeGreaterThan(1e-4);
+    await w.executeMethod('loadWeights', { source: asRecord(dummyWeights(1).transformer) }); // back to the rollout's weights (version 2)
+  });
+
+  it('is awaited by sleep (mode wait) and aborted by sleep (mode abort)', async () => {
+    const waited = holdFirstStep();
+    const scoring = score();
+    await waited.held.reached;
+    const sleeping = w.executeMethod('sleep', { level: 1 }) as Promise<{ drained: number }>;
+    waited.held.release();
+    const s = await scoring;
+    expect((await sleeping).drained).toBe(1);
+    expect(maxRatioError(s.logProbs, expected)).toBeLessThanOrEqual(1e-6);
+    waited.restore();
+    await w.executeMethod('wakeUp');
+
+    const aborted = holdFirstStep();
+    const doomed = score().then(() => 'finished', (e: Error) => e.message);
+    await aborted.held.reached;
+    const sleeping2 = w.executeMethod('sleep', { level: 1, mode: 'abort' }) as Promise<{ drained: number }>;
+    aborted.held.release();
+    expect(await doomed).toBe('computeLogProbs: aborted at recorded step 1: aborted by sleep');
+    expect((await sleeping2).drained).toBe(1);
+    expect(aborted.held.calls).toBe(1);
+    aborted.restore();
+    await w.executeMethod('wakeUp');
+    expect(maxRatioError((await score()).logProbs, expected)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('is awaited by reInitPipeline: every step runs on the pipeline it started with', async () => {
+    const { held, restore } = holdFirstStep();
+    const order: string[] = [];
+    const scoring = score().then((s) => { order.push('scored'); return s; });
+    await held.reached;
+    const swapped = w.executeMethod('reInitPipeline', { pipelineClass: null }).then(() => { order.push('swapped'); });
+    await new Promise((r) => setTimeout(r, 10));
+    held.release();
+    await Promise.all([scoring, swapped]);
+    expect(order).toEqual(['scored', 'swapped']);
+    expect(held.calls).toBe(5);
+    restore();
+  });
+
+  it('refuses unknown arguments and requestOptions keys, naming the likely intended one, before any step runs', async () => {
+    const { held, restore } = holdFirstStep(async () => undefined);
+    try {
+      await expect(score({ ...args, noiseLevle: 0.1 })).rejects.toThrow(/^computeLogProbs: unknown argument 'noiseLevle' \(did you mean 'noiseLevel'\?\); it takes allLatents, /);
+      await expect(score({ ...args, guidance_scale: 1 })).rejects.toThrow(/unknown argument 'guidance_scale' \(did you mean 'guidanceScale'\?\)/);
+      await expect(score({ ...args, temperature: 1 })).rejects.toThrow(/unknown argument 'temperature'; it takes/);
+      await expect(score({ ...args, requestOptions: { lroa: 'policy' } })).rejects.toThrow("computeLogProbs: requestOptions.lroa is no plugin's request option (did you mean 'lora'?) (this worker's: ");
+      await expect(score({ ...args, requestOptions: { adapter: 'policy' } })).rejects.toThrow(/requestOptions\.adapter is no plugin's request option \(this worker's: .*lora/);
+      expect(held.calls).toBe(0);
+    } finally {
+      restore();
     }
   });
 });

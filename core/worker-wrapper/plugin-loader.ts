@@ -125,6 +125,7 @@ export function pluginApi(name: string, s: ApiSources): PluginApi {
       s.container.register(TOKENS[service], { useValue: value });
     },
     drainRollouts: (mode: 'wait' | 'abort') => worker.drain(mode),
+    runInFlight: (work) => worker.runInFlight(work),
     pipeline: Object.freeze({
       get current() { return worker.runner.pipeline; },
       swap: (cls, options = {}) => worker.runner.setPipeline(cls, options),

@@ -94,10 +94,18 @@ export class DiffusionWorker {
     return this.loaded;
   }
 
-  async execute(requests: readonly GenerateRequest[]): Promise<RolloutData> {
+  execute(requests: readonly GenerateRequest[]): Promise<RolloutData> {
+    return this.runInFlight((signal) => this.runner.execute(requests, signal));
+  }
+
+  /**
+   * Runs `work` as work in flight, like a rollout: drain (sleep, reInitPipeline, close) waits for
+   * it, or aborts `signal` first. Plugins' model work (scoring) goes through here.
+   */
+  async runInFlight<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.status === 'closed') throw new Error('the worker is closed');
     const abort = new AbortController();
-    const promise = this.runner.execute(requests, abort.signal);
+    const promise = work(abort.signal);
     const entry = { promise, abort };
     this.inFlight.add(entry);
     try {
@@ -107,7 +115,7 @@ export class DiffusionWorker {
     }
   }
 
-  /** Waits for the rollouts in flight, or aborts them first. */
+  /** Waits for the work in flight (rollouts, scoring), or aborts it first. */
   async drain(mode: 'wait' | 'abort'): Promise<number> {
     const entries = [...this.inFlight];
     if (mode === 'abort') for (const e of entries) e.abort.abort(new Error('aborted by sleep'));

@@ -1,6 +1,7 @@
 // computeLogProbs' arguments, checked: every error names the field. Locates each recorded
 // step in the schedule (from windowStarts, or by matching allTimesteps to sigmas * 1000).
 import { z } from 'zod';
+import { closest, distance } from 'fastest-levenshtein';
 import { describeZodError, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
 import { DEFAULT_NOISE_LEVEL } from './plan.ts';
 import type { StochasticType } from './sde-step.ts';
@@ -48,15 +49,43 @@ export interface ScoreInputs {
   requestOptions: Record<string, unknown>;
 }
 
+/** Every argument computeLogProbs takes: any other key is a typo or a misunderstanding, refused. */
+const ARG_KEYS = [
+  'allLatents', 'allTimesteps', 'windowStarts', 'promptEmbeds', 'pooledPromptEmbeds', 'negativePromptEmbeds',
+  'negativePooledPromptEmbeds', 'guidanceScale', 'sdeType', 'noiseLevel', 'sigmas', 'requestOptions',
+] as const satisfies readonly (keyof ScoreArgs)[];
+
+/** " (did you mean 'x'?)" when a known name is a likely typo of `key`. */
+function didYouMean(key: string, known: readonly string[]): string {
+  if (!known.length) return '';
+  const near = closest(key, [...known]);
+  return distance(key.toLowerCase(), near.toLowerCase()) <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${near}'?)` : '';
+}
+
+/** Unknown keys of the arguments and of requestOptions, refused with the likely intended name. */
+function refuseUnknownKeys(args: Record<string, unknown>, keys: RequestKeys): void {
+  for (const key of Object.keys(args)) {
+    if (!(ARG_KEYS as readonly string[]).includes(key)) fail(`unknown argument '${key}'${didYouMean(key, ARG_KEYS)}; it takes ${ARG_KEYS.join(', ')}`);
+  }
+  const options = args.requestOptions;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) return; // the schema says what it must be
+  for (const key of Object.keys(options)) {
+    if (key === 'sde') fail('requestOptions.sde: the scoring steps are given by sdeType and noiseLevel');
+    if (keys.core.includes(key)) fail(`requestOptions.${key} is not a plugin option a scoring batch can take`);
+    if (!keys.plugins.includes(key)) {
+      const known = keys.plugins.filter((k) => k !== 'sde');
+      fail(`requestOptions.${key} is no plugin's request option${didYouMean(key, known)} (this worker's: ${known.join(', ') || 'none'})`);
+    }
+  }
+}
+
 const scalarsSchema = z.object({
   guidanceScale: z.number().finite().min(0),
   sdeType: z.enum(['sde', 'cps']),
   noiseLevel: z.number().finite().positive().optional(),
   windowStarts: z.array(z.number().int().min(0)).optional(),
   requestOptions: z.record(z.string(), z.unknown()).optional(),
-}).passthrough();
-
-const CORE_REQUEST_KEYS = ['prompt', 'negativePrompt', 'numOutputsPerPrompt', 'seed', 'seeds', 'height', 'width', 'steps', 'guidanceScale', 'sde', 'capture'];
+}).passthrough(); // the tensors are checked by f32Arg, unknown keys by refuseUnknownKeys
 
 export function fail(message: string): never {
   throw new Error(`computeLogProbs: ${message}`);
@@ -98,14 +127,20 @@ function stepIndicesOf(B: number, W: number, sigmas: Float32Array, timesteps: Fl
   }));
 }
 
-export function parseScoreArgs(raw: unknown, spec: ModelSpec): ScoreInputs {
-  if (!raw || typeof raw !== 'object') fail('expects one argument object {allLatents, promptEmbeds, pooledPromptEmbeds, guidanceScale, sdeType, sigmas, ...}');
+/** The worker's request keys: core's (a scoring batch sets those itself) and its plugins' (requestOptions). */
+export interface RequestKeys {
+  core: readonly string[];
+  plugins: readonly string[];
+}
+
+export function parseScoreArgs(raw: unknown, spec: ModelSpec, requestKeys: RequestKeys): ScoreInputs {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail('expects one argument object {allLatents, promptEmbeds, pooledPromptEmbeds, guidanceScale, sdeType, sigmas, ...}');
   const args = raw as Record<string, unknown>;
+  refuseUnknownKeys(args, requestKeys);
   const scalars = scalarsSchema.safeParse(args);
   if (!scalars.success) fail(describeZodError(scalars.error));
   const { guidanceScale, sdeType, windowStarts, requestOptions = {} } = scalars.data;
   const noiseLevel = scalars.data.noiseLevel ?? DEFAULT_NOISE_LEVEL;
-  for (const key of CORE_REQUEST_KEYS) if (key in requestOptions) fail(`requestOptions.${key} is not a plugin option a scoring batch can take`);
 
   const latents = f32Arg(args, 'allLatents', 5);
   const [B, slots, C, h, w] = latents.shape;
