@@ -78,8 +78,11 @@ export interface PluginApi {
   /** The pipeline every batch runs (re_init_pipeline swaps it; weights and sessions stay). */
   readonly pipeline: {
     readonly current: TextToImagePipeline;
-    /** Returns the old pipeline's name; the old pipeline is disposed. */
-    swap(cls: PipelineClass, options?: Record<string, unknown>): string;
+    /**
+     * Swaps, then disposes the old pipeline. The swap stands whatever dispose() does: its failure
+     * comes back as `disposeError` (and a 'log' warning), not as a rejection.
+     */
+    swap(cls: PipelineClass, options?: Record<string, unknown>): Promise<{ previous: string; disposeError?: string }>;
   };
 }
 

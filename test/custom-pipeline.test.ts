@@ -106,6 +106,8 @@ describe('reInitPipeline module allowlist', () => {
   const pipelineModule = (name: string) => `import { TextToImagePipeline } from ${JSON.stringify(INDEX)};
 export class P extends TextToImagePipeline { static override readonly pipelineName: string = ${JSON.stringify(name)}; }
 export const notAPipeline = class {};
+export class Boom extends P { static override readonly pipelineName: string = 'boom'; override dispose(): void { throw new Error('dispose boom'); } }
+export class AsyncBoom extends P { static override readonly pipelineName: string = 'async-boom'; override async dispose(): Promise<void> { throw new Error('async dispose boom'); } }
 `;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'omni-custom-pipeline-'));
@@ -113,6 +115,8 @@ export const notAPipeline = class {};
     mkdirSync(join(dir, 'outside'));
     writeFileSync(join(dir, 'pipelines', 'nested', 'ok.ts'), pipelineModule('ok'));
     writeFileSync(join(dir, 'pipelines', 'data.json'), '{}');
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }');
+    writeFileSync(join(dir, 'pipelines', 'copy.ts'), 'class TextToImagePipeline {}\nexport class C extends TextToImagePipeline {}\n');
     writeFileSync(join(dir, 'outside', 'evil.ts'), pipelineModule('evil'));
     symlinkSync(join(dir, 'outside', 'evil.ts'), join(dir, 'pipelines', 'link.ts'));
     symlinkSync(join(dir, 'outside'), join(dir, 'pipelines', 'linkdir'));
@@ -146,14 +150,39 @@ export const notAPipeline = class {};
       ['pipelines/missing.ts#P', "pipelineClass: no file 'pipelines/missing.ts' under the allowed roots"],
       ['pipelines/nested#P', "pipelineClass: 'pipelines/nested' is not a module (.ts, .mts, .js, .mjs)"],
       ['pipelines/data.json', "pipelineClass: 'pipelines/data.json' is not a module (.ts, .mts, .js, .mjs)"],
-      ['pipelines/nested/ok.ts#Q', /has no export 'Q' \(exports: P, notAPipeline\)/],
+      ['pipelines/nested/ok.ts#Q', /has no export 'Q' \(exports: P, notAPipeline, Boom, AsyncBoom\)/],
       ['pipelines/nested/ok.ts#notAPipeline', "export 'notAPipeline' of"],
       ['pipelines/nested/ok.ts', "has no export 'default'"],
+      ['pipelines/copy.ts#C', /export 'C' of .*copy\.ts extends a second copy of TextToImagePipeline, not the one this worker runs: it imports core from another copy of omni-worker/],
     ];
     for (const [ref, message] of cases) await expect(reInit(ref), ref).rejects.toThrow(message);
     // Still serving, on the last good pipeline.
     const r = (await w.executeMethod('generate', [{ prompt: 'x', seed: 1, steps: 2 }])) as RolloutData;
     expect(r.metaInfo.pipeline).toBe('ok');
+  });
+
+  it("stands by a swap whose old pipeline's dispose() fails, and reports it", async () => {
+    const warnings: string[] = [];
+    const listen = (e: { level: string; message: string }) => { if (e.level === 'warn') warnings.push(e.message); };
+    w.events.on('log', listen);
+    try {
+      await reInit('pipelines/nested/ok.ts#Boom');
+      await expect(reInit('pipelines/nested/ok.ts#AsyncBoom')).resolves.toEqual({
+        pipeline: 'async-boom', previous: 'boom', disposeError: "the old pipeline 'boom' failed to dispose: dispose boom",
+      });
+      expect(((await w.executeMethod('generate', [{ prompt: 'x', seed: 1, steps: 2 }])) as RolloutData).metaInfo.pipeline).toBe('async-boom');
+      await expect(reInit('pipelines/nested/ok.ts#P')).resolves.toEqual({
+        pipeline: 'ok', previous: 'async-boom', disposeError: "the old pipeline 'async-boom' failed to dispose: async dispose boom",
+      });
+      expect(((await w.executeMethod('generate', [{ prompt: 'x', seed: 1, steps: 2 }])) as RolloutData).metaInfo.pipeline).toBe('ok');
+      expect(warnings).toEqual([
+        "pipeline swapped to 'async-boom'; the old pipeline 'boom' failed to dispose: dispose boom",
+        "pipeline swapped to 'ok'; the old pipeline 'async-boom' failed to dispose: async dispose boom",
+      ]);
+      await expect(reInit('pipelines/nested/ok.ts#P')).resolves.toEqual({ pipeline: 'ok', previous: 'ok' }); // a clean dispose adds nothing
+    } finally {
+      w.events.off('log', listen);
+    }
   });
 
   it('checks its config: roots must exist, the module must exist', async () => {
@@ -180,6 +209,28 @@ export class Hot extends TextToImagePipeline { static override readonly pipeline
       utimesSync(file, new Date(), new Date(Date.now() + 5000));
       await expect(worker.executeMethod('reInitPipeline', { pipelineClass: 'hot.mts#Hot' })).resolves.toEqual({ pipeline: 'hot-2', previous: 'hot-1' });
       expect((await worker.generate([{ prompt: 'x', seed: 1, steps: 1 }])).metaInfo.pipeline).toBe('hot-2');
+    } finally {
+      await worker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the cause when a .ts module outside a "type": "module" package is loaded as CommonJS', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omni-cjs-pipeline-'));
+    const source = `import { TextToImagePipeline } from ${JSON.stringify(INDEX)};
+export class P extends TextToImagePipeline { static override readonly pipelineName: string = 'p'; }\n`;
+    for (const [sub, type] of [['cjs', 'commonjs'], ['esm', 'module']]) {
+      mkdirSync(join(dir, sub));
+      writeFileSync(join(dir, sub, 'package.json'), JSON.stringify({ type }));
+      writeFileSync(join(dir, sub, 'p.ts'), source);
+    }
+    const worker = await createWorker({ baseDir: dir, loadFormat: 'dummy', loadOptions: { height: 8, width: 8 }, threads: 1, plugins: ['dummy-loader', { name: 'custom-pipeline', options: { roots: ['.'] } }] } as never);
+    try {
+      // Node (and tsx's ESM hooks) load it as CommonJS: its TypeScript is not even compiled.
+      await expect(worker.executeMethod('reInitPipeline', { pipelineClass: 'cjs/p.ts#P' })).rejects.toThrow(
+        `. Node loaded it as CommonJS (its package.json (${join(dir, 'cjs', 'package.json')}) has no "type": "module"); ` +
+        'name it .mts, or put it in a package with "type": "module"');
+      await expect(worker.executeMethod('reInitPipeline', { pipelineClass: 'esm/p.ts#P' })).resolves.toMatchObject({ pipeline: 'p' });
     } finally {
       await worker.close();
       rmSync(dir, { recursive: true, force: true });

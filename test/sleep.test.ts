@@ -152,4 +152,59 @@ describe('sleep-mode', () => {
     const other = definePlugin({ name: 'other-cache', apply({ declare }) { declare.wakeTag('my_cache'); } });
     await expect(inlineWorker({ loadOptions: A }, { cache, other })).rejects.toThrow(/wakeUp tag 'my_cache' of plugin 'other-cache' clashes with 'my_cache' declared by plugin 'my-cache'/);
   });
+
+  it('level 2 after loadWeights: wakeUp refuses to bring back the checkpoint in place of the update, unless asked', async () => {
+    const w = await worker();
+    const checkpointOut = await gen(w);
+    const update = dummyWeights(2).transformer;
+    expect(((await w.executeMethod('loadWeights', { source: asRecord(update) })) as { weightsVersion: number }).weightsVersion).toBe(1);
+    const updatedOut = await gen(w);
+    await sleep(w, { level: 2 });
+    await expect(wake(w)).rejects.toThrow(/wakeUp: the weights of transformer dropped by the level-2 sleep came from loadWeights \(version 1\), not from the checkpoint.* Nothing was restored/);
+    expect(await w.executeMethod('sleepState')).toMatchObject({ asleep: true, sessionsOpen: false, weightsMissing: [...COMPONENTS], weightsVersion: 1 });
+    await expect(wake(w, { tags: ['weights'], checkpont: true })).rejects.toThrow(/wakeUp: unknown argument 'checkpont'/);
+    // The trainer's way: its weights back by loadWeights; the untouched components from the checkpoint.
+    await w.executeMethod('loadWeights', { source: asRecord(update) });
+    expect(await wake(w)).toMatchObject({ restored: ['weights', 'sessions'], awake: true, fromCheckpoint: ['text_encoder', 'decoder'], weightsVersion: 3 });
+    const back = await gen(w);
+    expectSameRollout(back, updatedOut);
+    expect(back.metaInfo.weights_version).toBe(3);
+    // Asked for: the checkpoint again, under a new version, and the result says so.
+    await sleep(w, { level: 2 });
+    expect(await wake(w, { checkpoint: true })).toMatchObject({ awake: true, fromCheckpoint: [...COMPONENTS], weightsVersion: 4 });
+    expectSameRollout(await gen(w), checkpointOut);
+    // Now the checkpoint's own weights were dropped: a plain wake reloads them.
+    await sleep(w, { level: 2 });
+    expect(await wake(w)).toMatchObject({ awake: true, fromCheckpoint: [...COMPONENTS], weightsVersion: 5 });
+  });
+
+  it("keeps the worker asleep when a plugin's wakeUp tap throws, names it, and wakes once it succeeds", async () => {
+    let failWake = true;
+    let afterRan = 0;
+    const flaky = definePlugin({
+      name: 'flaky-cache',
+      apply({ hooks, declare }) {
+        declare.wakeTag('flaky_cache');
+        hooks.wakeUp.tapPromise('flaky-cache', async () => { if (failWake) throw new Error('cache server down'); });
+      },
+    });
+    const after = definePlugin({ name: 'after', apply({ hooks }) { hooks.wakeUp.tap('after', () => { afterRan++; }); } });
+    const w = await inlineWorker({ loadOptions: A }, { flaky, after });
+    open.push(w);
+    const before = await gen(w);
+    await sleep(w, { level: 1 });
+    await expect(wake(w)).rejects.toThrow("wakeUp: plugin 'flaky-cache' failed to restore flaky_cache: cache server down. Restored: sessions; the worker stays asleep");
+    expect(afterRan).toBe(1); // the taps after it still ran
+    expect(await state(w)).toBe('sleeping');
+    expect(await w.executeMethod('sleepState')).toMatchObject({ asleep: true, sessionsOpen: true, wakeFailures: { 'flaky-cache': 'cache server down' } });
+    await expect(gen(w)).rejects.toThrow(/the worker is asleep: plugin 'flaky-cache' failed to wake \(cache server down; wakeUp\(\{ tags: \["flaky_cache"\] \}\) again\)/);
+    failWake = false;
+    expect(await wake(w, ['flaky_cache'])).toMatchObject({ restored: ['flaky_cache'], awake: true });
+    expect(await state(w)).toBe('ready');
+    expectSameRollout(await gen(w), before);
+    // Failing while awake also takes the worker out of service, visibly.
+    failWake = true;
+    await expect(wake(w, ['flaky_cache'])).rejects.toThrow(/plugin 'flaky-cache' failed to restore flaky_cache/);
+    expect(await state(w)).toBe('sleeping');
+  });
 });

@@ -51,13 +51,24 @@ export class DiffusionModelRunner {
     return this.current;
   }
 
-  /** Swaps the pipeline class; weights and sessions stay. Returns the old pipeline's name. */
-  setPipeline(cls: PipelineClass, options: Record<string, unknown> = {}): string {
+  /**
+   * Swaps the pipeline class; weights and sessions stay. Returns the old pipeline's name. The old
+   * pipeline is disposed after the swap, which stands whatever dispose() does: its failure comes
+   * back as `disposeError` (and a 'log' warning), not as a rejection of a swap that happened.
+   */
+  async setPipeline(cls: PipelineClass, options: Record<string, unknown> = {}): Promise<{ previous: string; disposeError?: string }> {
     const next = new cls(this.pipelineDeps(), options);
     const old = this.current;
     this.current = next;
-    old?.dispose();
-    return (old?.constructor as typeof TextToImagePipeline | undefined)?.pipelineName ?? '';
+    const previous = (old?.constructor as typeof TextToImagePipeline | undefined)?.pipelineName ?? '';
+    try {
+      await old?.dispose();
+      return { previous };
+    } catch (e) {
+      const disposeError = `the old pipeline '${previous}' failed to dispose: ${(e as Error)?.message ?? String(e)}`;
+      this.events.emit('log', { level: 'warn', message: `pipeline swapped to '${(cls as unknown as typeof TextToImagePipeline).pipelineName}'; ${disposeError}` });
+      return { previous, disposeError };
+    }
   }
 
   defaults(): SamplingParams {

@@ -24,8 +24,8 @@ export class TextToImagePipeline {
 
   constructor(protected readonly deps: PipelineDeps, protected readonly options: Record<string, unknown> = {}) {}
 
-  /** Releases what this pipeline holds (re_init_pipeline calls it on the old one). */
-  dispose(): void {}
+  /** Releases what this pipeline holds (re_init_pipeline calls it on the old one, after the swap). */
+  dispose(): void | Promise<void> {}
 
   async run(ctx: BatchContext): Promise<RolloutData> {
     const { hooks, events } = this.deps;

@@ -36,6 +36,8 @@ export interface ReInitResult {
   /** pipelineName of the new and of the old pipeline. */
   pipeline: string;
   previous: string;
+  /** The old pipeline's dispose() failed; the swap stands (the new pipeline serves). */
+  disposeError?: string;
 }
 
 export default definePlugin({
@@ -58,7 +60,7 @@ export default definePlugin({
       initial = await loadPipelineClass(real, exportName);
     }
     const allow = await PathAllowlist.open(rootPaths, `plugin '${PLUGIN_NAME}'`, { baseDir, trusted });
-    if (initial) hooks.afterLoadModel.tapPromise(PLUGIN_NAME, async () => { api.pipeline.swap(initial!, pipeline!.options); });
+    if (initial) hooks.afterLoadModel.tapPromise(PLUGIN_NAME, async () => { await api.pipeline.swap(initial!, pipeline!.options); });
 
     api.declare.method('reInitPipeline', async (raw: ReInitArgs): Promise<ReInitResult> => {
       const args = parseOrThrow(reInitSchema, raw, 'reInitPipeline', 'arguments');
@@ -70,8 +72,8 @@ export default definePlugin({
       }
       // Rollouts in flight finish on the pipeline they started with.
       while (await api.drainRollouts('wait') > 0);
-      const previous = api.pipeline.swap(cls, args.options);
-      return { pipeline: (cls as unknown as typeof TextToImagePipeline).pipelineName, previous };
+      const { previous, disposeError } = await api.pipeline.swap(cls, args.options);
+      return { pipeline: (cls as unknown as typeof TextToImagePipeline).pipelineName, previous, ...(disposeError ? { disposeError } : {}) };
     });
   },
 });

@@ -1,10 +1,13 @@
 // plugins/sleep-mode: give memory back between rollouts (the trainer's turn) and take it again.
 //   sleep({ level: 1 | 2 = 1, mode: 'wait' | 'abort' = 'wait' })
 //     level 1 releases the inference sessions (device memory); weights stay in host memory.
-//     level 2 drops the weights too; they come back by wakeUp(['weights']) (a reload from the
-//     checkpoint) or by loadWeights of full state dicts.
+//     level 2 drops the weights too; they come back by loadWeights of full state dicts, or by
+//     wakeUp(['weights']) (a reload from the checkpoint) where they were the checkpoint's.
 //   wakeUp({ tags }) or wakeUp(tags): 'sessions' ('kv_cache' is an alias), 'weights', and tags other
-//   plugins declared (api.declare.wakeTag); all when absent.
+//   plugins declared (api.declare.wakeTag); all when absent. 'weights' re-reads the checkpoint only
+//   for components that served the checkpoint's weights when they were dropped: a trainer's update
+//   is not silently replaced by older weights (wakeUp({ checkpoint: true }) asks for that).
+//   A plugin's wakeUp tap that throws keeps the worker asleep, and wakeUp rejects naming it.
 //   sleepState()
 // Readiness is derived from what is held (sessions open, every component's weights present), so
 // any order of partial wakes and weight loads ends awake once everything is back. Out of order:
@@ -13,6 +16,8 @@
 import { z } from 'zod';
 import { definePlugin, parseOrThrow, tapOptions, weightBytes, type PluginApi, type SleepReport, type WeightMap } from '../../core/public.ts';
 import { measureDevice, measureHost, type HostMemory } from './memory.ts';
+import { CheckpointTracker } from './checkpoint.ts';
+import { WakeFailures } from './wake-failures.ts';
 
 export const PLUGIN_NAME = 'sleep-mode';
 
@@ -33,6 +38,16 @@ const sleepArgs = z.object({
 
 /** Aliases of the tags this plugin declares (vLLM's 'kv_cache'). */
 const ALIASES: Record<string, string> = { kv_cache: 'sessions' };
+
+export interface WakeResult {
+  restored: string[];
+  awake: boolean;
+  weightsVersion: number;
+  /** Components whose weights this wake re-read from the checkpoint. */
+  fromCheckpoint?: string[];
+  seconds: number;
+  asleep?: string;
+}
 
 export interface SleepResult {
   level: 1 | 2;
@@ -60,6 +75,9 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
   const { hooks, sessions } = api;
   const store = api.weights;
   let sleeping = false; // a sleep in progress: refuse new rollouts, wakes and other sleeps
+  const failures = new WakeFailures(hooks, PLUGIN_NAME);
+  const checkpoint = new CheckpointTracker(store);
+  const tagsOf = (plugin: string) => api.declared.names('wakeTag').filter((t) => api.declared.ownerOf('wakeTag', t) === `plugin '${plugin}'`);
 
   const sessionsOpen = () => sessions.openCount === sessions.total;
   const missingWeights = () => store.components.filter((c) => !store.get(c));
@@ -71,6 +89,10 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
     if (!sessionsOpen()) reasons.push("its sessions are released (wakeUp({ tags: ['sessions'] }))");
     const missing = missingWeights();
     if (missing.length) reasons.push(`the weights of ${missing.join(', ')} are dropped (loadWeights them, or wakeUp({ tags: ['weights'] }))`);
+    for (const [plugin, e] of failures.entries) {
+      const tags = tagsOf(plugin);
+      reasons.push(`plugin '${plugin}' failed to wake (${e.message}; wakeUp(${tags.length ? `{ tags: ${JSON.stringify(tags)} }` : ''}) again)`);
+    }
     return reasons.length ? reasons.join(' and ') : undefined;
   }
 
@@ -95,15 +117,16 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
     return { ...report, freedBytes: freed, released };
   });
 
+  let reloaded: string[] = []; // by the wake in progress
   hooks.wakeUp.tapPromise(tapOptions(PLUGIN_NAME, 'pre'), async (tags) => {
-    if (tags.includes('weights')) await reloadMissingWeights();
+    if (tags.includes('weights')) reloaded = await reloadMissingWeights();
     if (tags.includes('sessions')) await sessions.openAll();
   });
 
-  /** Reads the checkpoint again for the components whose weights are gone. */
-  async function reloadMissingWeights(): Promise<void> {
+  /** Reads the checkpoint again for the components whose weights are gone; returns them. */
+  async function reloadMissingWeights(): Promise<string[]> {
     const missing = missingWeights();
-    if (!missing.length) return;
+    if (!missing.length) return [];
     const reloaded = await api.model.source.reloadWeights();
     const update: Record<string, WeightMap> = {};
     for (const c of missing) {
@@ -113,7 +136,8 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
       if (!map || bad) throw new Error(`wakeUp: the checkpoint's ${c} weights no longer match the model${bad ? ` ('${bad[0]}')` : ''}; load them with loadWeights`);
       update[c] = map;
     }
-    store.replace(update);
+    checkpoint.installCheckpoint(update);
+    return missing;
   }
 
   // A weight load can complete a partial wake (wakeUp(['sessions']) then loadWeights).
@@ -153,17 +177,38 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
     }
   }
 
-  async function wakeUp(arg?: unknown): Promise<{ restored: string[]; awake: boolean; weightsVersion: number; seconds: number; asleep?: string }> {
+  async function wakeUp(arg?: unknown): Promise<WakeResult> {
     if (sleeping) throw new Error('wakeUp: a sleep is in progress; wait for it to return');
-    const tags = parseTags(arg, api.declared.names('wakeTag'));
+    const { tags, fromCheckpoint } = parseWakeArgs(arg, api.declared.names('wakeTag'));
+    // Before anything is restored: the checkpoint must not stand in for a trainer's update.
+    const updated = tags.includes('weights') && !fromCheckpoint ? checkpoint.updatedOf(missingWeights()) : [];
+    if (updated.length) {
+      throw new Error(`wakeUp: the weights of ${updated.join(', ')} dropped by the level-2 sleep came from loadWeights (version ${store.version}), ` +
+        "not from the checkpoint, and the checkpoint is all 'weights' can re-read. loadWeights the trainer's weights (full state dicts) " +
+        "and wake the rest (wakeUp() or wakeUp({ tags: ['sessions'] })), or pass checkpoint: true to serve the checkpoint's weights again. Nothing was restored.");
+    }
     const t0 = performance.now();
     const before = { sessions: sessionsOpen(), weights: missingWeights().length === 0 };
+    const failedBefore = new Map(failures.entries);
+    reloaded = [];
     await hooks.wakeUp.promise(tags);
-    // Plugins' own tags count as restored once their taps returned.
-    const restored = tags.filter((t) => t !== 'sessions' && t !== 'weights' ? true : !before[t] && (t === 'sessions' ? sessionsOpen() : missingWeights().length === 0));
+    const failedNow = failures.entries.filter(([plugin, e]) => failedBefore.get(plugin) !== e);
+    const failedTags = new Set(failedNow.flatMap(([plugin]) => tagsOf(plugin)));
+    // Plugins' own tags count as restored once their taps returned without throwing.
+    const restored = tags.filter((t) => t !== 'sessions' && t !== 'weights' ? !failedTags.has(t) : !before[t] && (t === 'sessions' ? sessionsOpen() : missingWeights().length === 0));
+    if (failedNow.length) {
+      if (api.state.current !== 'sleeping') api.state.set('sleeping', `plugin '${failedNow[0][0]}' failed to wake`);
+      const what = failedNow.map(([plugin, e]) => `plugin '${plugin}' failed to restore ${tagsOf(plugin).join(', ') || 'its state'}: ${e.message}`).join('; ');
+      throw new Error(`wakeUp: ${what}. Restored: ${restored.join(', ') || 'nothing'}; the worker stays asleep until that plugin wakes (sleepState() says what is missing).`);
+    }
     markAwakeIfReady();
     const asleep = asleepReason();
-    return { restored, awake: !asleep, weightsVersion: store.version, seconds: (performance.now() - t0) / 1000, ...(asleep ? { asleep } : {}) };
+    return {
+      restored, awake: !asleep, weightsVersion: store.version,
+      ...(reloaded.length ? { fromCheckpoint: reloaded } : {}),
+      seconds: (performance.now() - t0) / 1000,
+      ...(asleep ? { asleep } : {}),
+    };
   }
 
   function sleepState() {
@@ -175,6 +220,7 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
       weightsMissing: missing,
       weightsBytes: heldBytes(),
       weightsVersion: store.version,
+      ...(failures.entries.length ? { wakeFailures: Object.fromEntries(failures.entries.map(([p, e]) => [p, e.message])) } : {}),
     };
   }
 
@@ -182,11 +228,21 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
 }
 
 /**
- * wakeUp(['weights']), wakeUp({ tags: [...] }), or wakeUp() for everything declared: this plugin's
- * 'weights' and 'sessions', and the tags other plugins declared (api.declare.wakeTag).
+ * wakeUp(['weights']), wakeUp({ tags: [...], checkpoint? }), or wakeUp() for everything declared:
+ * this plugin's 'weights' and 'sessions', and the tags other plugins declared (api.declare.wakeTag).
  */
-function parseTags(arg: unknown, declared: readonly string[]): string[] {
-  let raw = Array.isArray(arg) ? arg : arg === undefined || arg === null ? undefined : (arg as { tags?: unknown }).tags;
+function parseWakeArgs(arg: unknown, declared: readonly string[]): { tags: string[]; fromCheckpoint: boolean } {
+  let raw: unknown;
+  let fromCheckpoint = false;
+  if (Array.isArray(arg) || arg === undefined || arg === null) raw = arg ?? undefined;
+  else if (typeof arg === 'object') {
+    const unknown = Object.keys(arg).filter((k) => k !== 'tags' && k !== 'checkpoint');
+    if (unknown.length) throw new Error(`wakeUp: unknown argument ${unknown.map((k) => `'${k}'`).join(', ')} (expected { tags?, checkpoint? })`);
+    const { tags, checkpoint } = arg as { tags?: unknown; checkpoint?: unknown };
+    if (checkpoint !== undefined && typeof checkpoint !== 'boolean') throw new Error(`wakeUp: checkpoint must be true or false, got ${JSON.stringify(checkpoint)}`);
+    raw = tags;
+    fromCheckpoint = checkpoint ?? false;
+  } else throw new Error(`wakeUp: expected tags (an array) or { tags?, checkpoint? }, got ${JSON.stringify(arg)}`);
   if (raw === undefined || raw === null) raw = declared;
   if (!Array.isArray(raw) || raw.length === 0) throw new Error('wakeUp: tags must be a non-empty array (omit them to wake everything)');
   const tags = new Set<string>();
@@ -199,7 +255,7 @@ function parseTags(arg: unknown, declared: readonly string[]): string[] {
   }
   // Weights before sessions (sessions are only useful with weights to run), other plugins' tags last.
   const own = ['weights', 'sessions'];
-  return [...own, ...declared.filter((t) => !own.includes(t))].filter((t) => tags.has(t));
+  return { tags: [...own, ...declared.filter((t) => !own.includes(t))].filter((t) => tags.has(t)), fromCheckpoint };
 }
 
 export default definePlugin({

@@ -18,7 +18,7 @@ export function buildMaps(store: WeightStore, updates: ReadonlyMap<ComponentName
       if (missing.length) {
         const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? ', ...' : '');
         throw new Error(`loadWeights: the ${component} has no weights now (dropped by a level-2 sleep), so a partial update has nothing to complete it: ` +
-          `${missing.length} of ${params.size} parameters missing (${shown}). Send the full state dict, or wakeUp({ tags: ['weights'] }) first. Nothing applied.`);
+          `${missing.length} of ${params.size} parameters missing (${shown}). Send the full state dict (or, if it held the checkpoint's weights, wakeUp({ tags: ['weights'] }) first). Nothing applied.`);
       }
     }
     // Parameter order stays the schema's; the update's tensors replace the current ones by name.
