@@ -3,9 +3,10 @@
 // merged back in request order with every key for every sample, or refused naming the requests.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { constants } from 'node:buffer';
 import { expandRequests, planBatches, type PlannedBatch } from '../core/model-runner/batching.ts';
 import { mergeRollouts, type BatchRollout } from '../core/model-runner/merge.ts';
-import { checkOutputAgreement, type BatchOutputs } from '../core/model-runner/output-agreement.ts';
+import { checkOutputAgreement, checkRolloutSize, type BatchOutputs } from '../core/model-runner/output-agreement.ts';
 import { UNBOUNDED, type RequestBounds } from '../core/model-runner/request-bounds.ts';
 import type { GenerateRequest, RolloutData } from '../core/protocol.ts';
 import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
@@ -88,6 +89,13 @@ describe('request planning over random mixes', () => {
     refuse([{ prompt: 'x', height: 60, width: 64 }], bounds, /request 0: height 60 is not a multiple of 8/);
     refuse([{ prompt: 'x' }], { ...UNBOUNDED, fixedHeight: 32, fixedWidth: 32 }, /request 0: height 16 \(the default\) does not fit the model: its graphs take images of 32x32/);
     for (const g of [Infinity, NaN, -1]) refuse([{ prompt: 'x', guidanceScale: g }], bounds, /request 0: guidanceScale must be a finite number >= 0/);
+  });
+
+  it('refuses a call whose merged tensors would not fit one array, before any batch runs', () => {
+    const images = { responses: { dtype: 'U8', shape: [3, 4096, 4096] } } as const;
+    const fit = Math.floor(constants.MAX_LENGTH / (3 * 4096 * 4096)); // 85 on Node 20
+    expect(() => checkRolloutSize(images, fit)).not.toThrow();
+    expect(() => checkRolloutSize(images, fit + 1)).toThrow(`the call's 'responses' would hold ${fit + 1} samples x [3, 4096, 4096] = ${(fit + 1) * 3 * 4096 * 4096} values, more than one array holds`);
   });
 });
 

@@ -14,7 +14,7 @@ import { checkFinite } from '../pipeline/non-finite.ts';
 import { planBatches, type PlannedBatch } from './batching.ts';
 import type { WorkerServices } from '../services.ts';
 import { mergeRollouts, type BatchRollout } from './merge.ts';
-import { checkOutputAgreement } from './output-agreement.ts';
+import { checkOutputAgreement, checkRolloutSize } from './output-agreement.ts';
 import type { RequestBounds } from './request-bounds.ts';
 import type { DeclarationQueries } from '../worker-wrapper/declarations.ts';
 
@@ -124,10 +124,12 @@ export class DiffusionModelRunner {
     const claimed = new Set(this.declarations.names('requestKey'));
     const plan = planBatches(requests, this.defaults(), this.config.maxBatchSize, claimed, this.services.randomSeed, this.bounds());
     const pipeline = this.pipeline;
-    checkOutputAgreement(plan.map((b) => {
+    const outputs = plan.map((b) => {
       const batch = { samples: b.samples, params: b.params, latentShape: this.latentShape(b.params) };
       return { tensors: this.hooks.planOutputs.call(pipeline.plannedOutputs(batch), batch).tensors, requests: requestsOf(b) };
-    }));
+    });
+    checkOutputAgreement(outputs);
+    checkRolloutSize(outputs[0].tensors, plan.reduce((n, b) => n + b.samples.length, 0));
     return plan;
   }
 

@@ -1,7 +1,8 @@
 // One rollout needs every tensor for every sample: the batches of a call must return the same
 // tensors (key, dtype, per-sample shape). Describes, per key, which requests disagree.
 import type { OutputSpec } from '../pipeline/types.ts';
-import type { HostTensor } from '../tensors/tensor.ts';
+import { constants } from 'node:buffer';
+import { numel, type HostTensor } from '../tensors/tensor.ts';
 
 /** The tensors one batch returns (or will return), with the requests its samples come from. */
 export interface BatchOutputs {
@@ -47,5 +48,19 @@ export function checkOutputAgreement(batches: readonly BatchOutputs[]): void {
   if (problem) {
     throw new Error(`generate: these requests cannot share one rollout, whose tensors every sample must have: ${problem}. ` +
       'Send them in separate generate calls, or give them the same size, steps and capture/sde options.');
+  }
+}
+
+/**
+ * Refuses a call whose merged tensors would not fit one typed array (this engine's limit,
+ * buffer.constants.MAX_LENGTH elements), before any batch runs instead of after all of them.
+ */
+export function checkRolloutSize(tensors: Readonly<Record<string, OutputSpec>>, samples: number): void {
+  for (const [key, spec] of Object.entries(tensors)) {
+    const n = samples * numel(spec.shape);
+    if (n > constants.MAX_LENGTH) {
+      throw new Error(`generate: the call's '${key}' would hold ${samples} samples x [${spec.shape.join(', ')}] = ${n} values, ` +
+        `more than one array holds (${constants.MAX_LENGTH}): split it into several generate calls`);
+    }
   }
 }

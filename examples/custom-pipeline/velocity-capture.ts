@@ -5,7 +5,7 @@
 //     - name: custom-pipeline
 //       options: { roots: [./custom-pipeline], pipeline: { module: ./custom-pipeline/velocity-capture.ts, export: VelocityCapturePipeline } }
 // or swap it in at run time: executeMethod('reInitPipeline', { pipelineClass: 'custom-pipeline/velocity-capture.ts#VelocityCapturePipeline', options: { key: 'v' } }).
-import { f32, TextToImagePipeline, type BatchContext, type PipelineDeps, type RolloutData } from '../../index.ts';
+import { f32, TextToImagePipeline, type BatchContext, type BatchPlan, type OutputPlan, type PipelineDeps, type RolloutData } from '../../index.ts';
 
 export interface VelocityCaptureOptions {
   /** Name of the output tensor; 'velocities' by default. */
@@ -24,6 +24,12 @@ export class VelocityCapturePipeline extends TextToImagePipeline {
     const { key = 'velocities' } = options as VelocityCaptureOptions;
     if (typeof key !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(key)) throw new Error(`velocity-capture: options.key must be a snake_case name, got ${JSON.stringify(key)}`);
     this.key = key;
+  }
+
+  /** Declared before any batch runs: a call whose batches differ in steps is refused up front. */
+  override plannedOutputs(batch: BatchPlan): OutputPlan {
+    const planned = super.plannedOutputs(batch);
+    return { ...planned, tensors: { ...planned.tensors, [this.key]: { dtype: 'F32', shape: [batch.params.steps, ...batch.latentShape] } } };
   }
 
   override async run(ctx: BatchContext): Promise<RolloutData> {
