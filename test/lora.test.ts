@@ -131,7 +131,7 @@ describe('lora', () => {
     expectSameRollout(await gen(w, [{ ...REQ, lora: 'mem' }]), await gen(w, [{ ...REQ, lora: 'ff' }]));
     expect(await w.executeMethod('removeLora', 'mem')).not.toContain('mem');
     await w.executeMethod('removeLora', 'bytes');
-    await expect(gen(w, [{ ...REQ, lora: 'mem' }])).rejects.toThrow(/request lora: no adapter named 'mem' is loaded \(loaded: attn, ff;/);
+    await expect(gen(w, [{ ...REQ, lora: 'mem' }])).rejects.toThrow(/request 0: lora: no adapter named 'mem' is loaded \(loaded: attn, ff;/);
     await expect(w.executeMethod('removeLora', 'mem')).rejects.toThrow(/removeLora: no adapter named 'mem'/);
   });
 

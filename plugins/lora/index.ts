@@ -85,6 +85,14 @@ export default definePlugin({
       adapters: registry.list(), budgetBytes: registry.budgetBytes, usedBytes: registry.usedBytes, mergedBytes: registry.mergedBytes,
     }));
 
+    // Every batch's option checked while the call is planned, before any batch merges or runs.
+    api.hooks.planOutputs.tap(PLUGIN_NAME, (outputs, batch) => {
+      const first = batch.samples[0];
+      if (first.request.lora === undefined || first.request.lora === null) return outputs;
+      const { name } = parseRequestLora(first.request.lora, first.requestIndex, options.maxScale);
+      registry.assertLoaded(name, `request ${first.requestIndex}: lora`);
+      return outputs;
+    });
     // After sleep-mode's 'pre' check: an asleep worker refuses before any merge.
     api.hooks.beforeExecute.tap(PLUGIN_NAME, (ctx) => {
       const first = ctx.samples[0];

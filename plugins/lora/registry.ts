@@ -118,6 +118,11 @@ export class AdapterRegistry {
     }));
   }
 
+  /** Throws, naming `what` asked and what is loaded, unless adapter `name` is loaded. */
+  assertLoaded(name: string, what: string): void {
+    this.require(name, what);
+  }
+
   private require(name: string, what: string): Entry {
     const e = this.entries.get(name);
     if (!e) {
