@@ -199,6 +199,7 @@ describe('sleep-mode', () => {
     expect(await w.executeMethod('sleepState')).toMatchObject({ asleep: true, sessionsOpen: true, wakeFailures: { 'flaky-cache': 'cache server down' } });
     await expect(gen(w)).rejects.toThrow(/the worker is asleep: plugin 'flaky-cache' failed to wake \(cache server down; wakeUp\(\{ tags: \["flaky_cache"\] \}\) again\)/);
     failWake = false;
+    expect(await wake(w, ['sessions'])).toMatchObject({ restored: [], awake: false }); // its tag was not asked: still failed
     expect(await wake(w, ['flaky_cache'])).toMatchObject({ restored: ['flaky_cache'], awake: true });
     expect(await state(w)).toBe('ready');
     expectSameRollout(await gen(w), before);

@@ -75,9 +75,9 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
   const { hooks, sessions } = api;
   const store = api.weights;
   let sleeping = false; // a sleep in progress: refuse new rollouts, wakes and other sleeps
-  const failures = new WakeFailures(hooks, PLUGIN_NAME);
-  const checkpoint = new CheckpointTracker(store);
   const tagsOf = (plugin: string) => api.declared.names('wakeTag').filter((t) => api.declared.ownerOf('wakeTag', t) === `plugin '${plugin}'`);
+  const failures = new WakeFailures(hooks, PLUGIN_NAME, tagsOf);
+  const checkpoint = new CheckpointTracker(store);
 
   const sessionsOpen = () => sessions.openCount === sessions.total;
   const missingWeights = () => store.components.filter((c) => !store.get(c));

@@ -1,5 +1,6 @@
 // Other plugins' hooks.wakeUp taps, guarded: a tap that throws does not stop the taps after it,
-// and is remembered (by tap name, the plugin's name) until a later wake of that plugin succeeds.
+// and is remembered (by tap name, the plugin's name) until a later wake of that plugin's tags
+// succeeds (a wake of other tags proves nothing about them).
 // While a plugin's wake has failed the worker is not awake: what it restores is part of serving.
 import type { WorkerHooks } from '../../core/public.ts';
 
@@ -9,7 +10,8 @@ export class WakeFailures {
   /** Tap name -> the error of its last wake (none once it succeeds). */
   private readonly failed = new Map<string, Error>();
 
-  constructor(hooks: WorkerHooks, ownTap: string) {
+  /** `tagsOf(plugin)`: the wake tags that plugin declared. */
+  constructor(hooks: WorkerHooks, ownTap: string, private readonly tagsOf: (plugin: string) => readonly string[]) {
     hooks.wakeUp.intercept({ register: (tap) => (tap.name === ownTap ? tap : this.guard(tap)) });
   }
 
@@ -20,15 +22,20 @@ export class WakeFailures {
   /** The same tap, its failure recorded instead of thrown (tapable's three tap kinds). */
   private guard(tap: WakeTap): WakeTap {
     const fn = tap.fn as (...args: unknown[]) => unknown;
-    const ok = () => { this.failed.delete(tap.name); };
+    let asked: readonly string[] = [];
+    const ok = () => {
+      const own = this.tagsOf(tap.name);
+      if (!own.length || own.some((t) => asked.includes(t))) this.failed.delete(tap.name);
+    };
     const failed = (e: unknown) => { this.record(tap.name, e); };
     if (tap.type === 'promise') {
-      return { ...tap, fn: (tags: unknown) => Promise.resolve().then(() => fn(tags)).then(ok, failed) };
+      return { ...tap, fn: (tags: readonly string[]) => { asked = tags; return Promise.resolve().then(() => fn(tags)).then(ok, failed); } };
     }
     if (tap.type === 'async') {
       return {
         ...tap,
-        fn: (tags: unknown, callback: (err?: unknown) => void) => {
+        fn: (tags: readonly string[], callback: (err?: unknown) => void) => {
+          asked = tags;
           try {
             fn(tags, (err?: unknown) => { if (err) failed(err); else ok(); callback(); });
           } catch (e) {
@@ -38,7 +45,7 @@ export class WakeFailures {
         },
       };
     }
-    return { ...tap, fn: (tags: unknown) => { try { fn(tags); ok(); } catch (e) { failed(e); } } };
+    return { ...tap, fn: (tags: readonly string[]) => { asked = tags; try { fn(tags); ok(); } catch (e) { failed(e); } } };
   }
 
   /** Plugins whose last wake failed, with their errors. */
