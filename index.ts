@@ -11,10 +11,19 @@ import { BUILTIN_PLUGINS } from './plugins/builtin.ts';
 import { RolloutBatch } from './core/rollout/rollout-batch.ts';
 import { PACKAGE_ROOT } from './core/package-paths.ts';
 import type { WorkerServices } from './core/services.ts';
+import type { ExecuteMethod, MethodArgs, MethodName, MethodResult } from './core/rpc.ts';
 
 export * from './core/public.ts';
 export { BUILTIN_PLUGINS };
 export { scoreArgsFromRollout } from './plugins/sde-scheduler/score-args.ts';
+// The built-in plugins' RPC argument and result types. Importing them also brings each plugin's
+// additions to OmniWorkerMethods (declaration merging) into the consumer's program.
+export type { ScoreArgs, ScoreResult } from './plugins/sde-scheduler/index.ts';
+export type { LoadWeightsArgs, LoadWeightsResult, FinishWeightUpdateResult } from './plugins/weight-sync/index.ts';
+export type { SleepArgs, SleepResult, WakeUpArgs, WakeResult, SleepState } from './plugins/sleep-mode/index.ts';
+export type { AddLoraArgs, AddLoraResult, LoraListing } from './plugins/lora/index.ts';
+export type { AdapterInfo } from './plugins/lora/registry.ts';
+export type { ReInitArgs, ReInitResult } from './plugins/custom-pipeline/index.ts';
 export * as rewards from './rewards/index.ts';
 
 /** The embedded default model, shipped in the package. */
@@ -35,14 +44,21 @@ export interface OmniWorker {
   readonly events: WorkerEvents;
   /** One rollout for all requests, samples in request order. */
   generate(requests: GenerateRequest[]): Promise<RolloutBatch>;
-  executeMethod(name: string, ...args: unknown[]): Promise<unknown>;
+  /**
+   * Calls a method by name. A name in OmniWorkerMethods (core's, the built-in plugins', and any a
+   * plugin adds by declaration merging) checks its arguments and types its result; other names
+   * (extension classes, plugins that declare no types) take and give unknown.
+   */
+  executeMethod: ExecuteMethod;
   /**
    * executeMethod whose listed buffers move to the inference thread instead of being copied
    * (they are detached here): a trainer's weight buckets, say. Inline workers ignore `transfer`.
    */
-  executeMethodTransfer(name: string, args: unknown[], transfer: ArrayBuffer[]): Promise<unknown>;
+  executeMethodTransfer<N extends MethodName>(name: N, args: MethodArgs<N>, transfer: ArrayBuffer[]): Promise<MethodResult<N>>;
+  executeMethodTransfer<N extends string>(name: N extends MethodName ? never : N, args: unknown[], transfer: ArrayBuffer[]): Promise<unknown>;
   /** Calls `name` on every worker; one result per worker (one worker for now). */
-  collectiveRpc(name: string, args?: unknown[]): Promise<unknown[]>;
+  collectiveRpc<N extends MethodName>(name: N, ...args: [] extends MethodArgs<N> ? [args?: MethodArgs<N>] : [args: MethodArgs<N>]): Promise<MethodResult<N>[]>;
+  collectiveRpc<N extends string>(name: N extends MethodName ? never : N, args?: unknown[]): Promise<unknown[]>;
   close(): Promise<void>;
 }
 
@@ -81,9 +97,10 @@ export async function createWorker(config?: WorkerConfigInput | WorkerConfig | s
     config: resolved,
     events: executor.events,
     generate: async (requests) => new RolloutBatch((await executor.call('generate', [requests])) as RolloutData),
-    executeMethod: (name, ...args) => executor.call(name, args),
-    executeMethodTransfer: (name, args, transfer) => executor.call(name, args, transfer),
-    collectiveRpc: async (name, args = []) => [await executor.call(name, args)],
+    // The overloads are the types; underneath, one call by name.
+    executeMethod: ((name: string, ...args: unknown[]) => executor.call(name, args)) as ExecuteMethod,
+    executeMethodTransfer: ((name: string, args: unknown[], transfer: ArrayBuffer[]) => executor.call(name, args, transfer)) as OmniWorker['executeMethodTransfer'],
+    collectiveRpc: (async (name: string, args: unknown[] = []) => [await executor.call(name, args)]) as OmniWorker['collectiveRpc'],
     close: () => executor.close(),
   };
 }

@@ -12,7 +12,7 @@ const out: Record<string, { latents: Float32Array; logProbs?: Float32Array }> = 
 for (const device of devices) {
   const w = await createWorker({ device, cudaTf32: args.tf32 });
   const r = await w.generate(req);
-  out[device] = { latents: r.batch.latents_clean.data as Float32Array, logProbs: r.batch.rollout_log_probs?.data as Float32Array | undefined };
+  out[device] = { latents: r.batch.latents_clean!.data as Float32Array, logProbs: r.batch.rollout_log_probs?.data as Float32Array | undefined };
   await w.close();
 }
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);

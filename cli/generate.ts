@@ -62,9 +62,9 @@ export async function generateCommand(opts: GenerateOptions): Promise<string[]> 
     const rollout = await runWithProgress(worker, request, bar);
     await clearStale(outDir);
     const written: string[] = [];
-    const images = rollout.batch.responses;
+    const images = rollout.batch.responses!; // core's pipeline always returns the images
     for (let b = 0; b < images.shape[0]; b++) {
-      const path = join(outDir.path, `image-${String(b).padStart(3, '0')}-seed${rollout.nonTensorBatch.seed[b]}.png`);
+      const path = join(outDir.path, `image-${String(b).padStart(3, '0')}-seed${rollout.nonTensorBatch.seed![b]}.png`);
       await writeFile(path, imagePng(images, b));
       written.push(path);
     }

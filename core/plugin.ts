@@ -11,13 +11,17 @@ import type { WeightStore } from './model/weights.ts';
 import type { TextToImagePipeline } from './pipeline/text-to-image.ts';
 import type { PipelineClass } from './model-runner/diffusion-model-runner.ts';
 import type { WorkerServices } from './services.ts';
+import type { MethodImpl, MethodName } from './rpc.ts';
 
 export type RpcMethod = (...args: any[]) => unknown;
 
 /** What a plugin adds to the worker; each name has one owner (a clash is an error naming both). */
 export interface PluginDeclarations {
-  /** Makes `fn` callable through executeMethod(name, ...) and collectiveRpc. */
-  method(name: string, fn: RpcMethod): void;
+  /**
+   * Makes `fn` callable through executeMethod(name, ...) and collectiveRpc. A name in
+   * OmniWorkerMethods (core/rpc.ts, extended by declaration merging) must match its declared type.
+   */
+  method<N extends string>(name: N, fn: N extends MethodName ? MethodImpl<N> : RpcMethod): void;
   /** A request key this plugin reads (`sde`, `lora`): a key nobody declared is refused. */
   requestKey(key: string): void;
   /** A load format this plugin answers on hooks.loadModel.for(format). */

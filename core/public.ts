@@ -1,13 +1,14 @@
 // What plugins, extension classes and users may import from core.
 export { definePlugin, type WorkerPlugin, type PluginApi, type PluginDeclarations, type ModelView, type PluginRegistry, type RpcMethod } from './plugin.ts';
 export type { DeclarationKind, DeclarationQueries } from './worker-wrapper/declarations.ts';
+export type { OmniWorkerMethods, MethodName, MethodArgs, MethodResult, MethodImpl, ExecuteMethod, WorkerStateInfo } from './rpc.ts';
 export { createWorkerHooks, tapOptions, CORE_FALLBACK_STAGE, type WorkerHooks, type SleepReport, type TapOrder } from './hooks.ts';
 export { WorkerEvents, type WorkerEventMap, type WorkerState, type PluginWorkerStates } from './events.ts';
 export { TOKENS, token, type Token } from './tokens.ts';
 export { DEFAULT_SERVICES, type WorkerServices, type Tokenizer } from './services.ts';
 export type { WorkerConfig, WorkerConfigInput } from './config/schema.ts';
 export { parseConfig, loadConfigFile, resolveConfig, ConfigError } from './config/load-config.ts';
-export type { GenerateRequest, RolloutData } from './protocol.ts';
+export type { GenerateRequest, RolloutData, RolloutTensors, RolloutTensorKeys, RolloutSamples, RolloutSampleKeys, RolloutMeta, RolloutMetaKeys } from './protocol.ts';
 export type { BatchContext, BatchPlan, OutputPlan, OutputSpec, RecordedSteps, StepContext, StepResult, SampleSpec, SamplingParams, NoiseSource, PromptEmbeddings } from './pipeline/types.ts';
 export { TextToImagePipeline, usesCfg, toUint8Image, type PipelineDeps } from './pipeline/text-to-image.ts';
 export { flowMatchSigmas, eulerStep } from './scheduler/flow-match.ts';

@@ -21,8 +21,8 @@ it('denoises toward different images for different prompts', async () => {
     { prompt: 'a red circle', seed: 1, steps: 3 },
     { prompt: 'a blue square', seed: 1, steps: 3 },
   ])) as RolloutData;
-  expect(r.batch.responses.shape).toEqual([2, 3, 8, 8]);
-  const [a, b] = [0, 1].map((i) => r.batch.responses.data.slice(i * 192, (i + 1) * 192));
+  expect(r.batch.responses!.shape).toEqual([2, 3, 8, 8]);
+  const [a, b] = [0, 1].map((i) => r.batch.responses!.data.slice(i * 192, (i + 1) * 192));
   expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(false);
 });
 

@@ -2,6 +2,14 @@
 // its public methods become callable by name through executeMethod / collectiveRpc.
 import type { ExtensionContext } from '../index.ts';
 
+// Types the methods for executeMethod (from a package: declare module 'omni-worker').
+declare module '../index.ts' {
+  interface OmniWorkerMethods {
+    reportWeights(): ReturnType<RlExtension['reportWeights']>;
+    meanPixel(prompt: string, groupSize: number, seed: number): number[];
+  }
+}
+
 export class RlExtension {
   constructor(private readonly ctx: ExtensionContext) {}
 
@@ -15,10 +23,9 @@ export class RlExtension {
 
   /** A group rollout that returns only what the trainer scores: mean pixel value per sample. */
   async meanPixel(prompt: string, groupSize: number, seed: number): Promise<number[]> {
-    const r = (await this.ctx.executeMethod('generate', [{ prompt, numOutputsPerPrompt: groupSize, seed }])) as {
-      batch: { responses: { data: Uint8Array; shape: number[] } };
-    };
-    const { data, shape } = r.batch.responses;
+    const r = await this.ctx.executeMethod('generate', [{ prompt, numOutputsPerPrompt: groupSize, seed }]);
+    const { shape } = r.batch.responses!;
+    const data = r.batch.responses!.data as Uint8Array; // images are uint8
     const per = data.length / shape[0];
     return Array.from({ length: shape[0] }, (_, b) => data.subarray(b * per, (b + 1) * per).reduce((s, v) => s + v, 0) / per);
   }

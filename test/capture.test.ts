@@ -45,16 +45,16 @@ describe('latent-capture', () => {
     const steps = 4;
     const r = await generate([{ prompt: 'a red circle', seeds: [5, 6], steps, capture: { latents: true, timesteps: true } }]);
     const lat = r.batch.all_latents;
-    expect(lat.shape).toEqual([2, steps + 1, 4, 8, 8]);
-    expect(r.batch.all_timesteps.shape).toEqual([2, steps]);
+    expect(lat!.shape).toEqual([2, steps + 1, 4, 8, 8]);
+    expect(r.batch.all_timesteps!.shape).toEqual([2, steps]);
     const sigmas = r.metaInfo.sigmas as number[];
-    expect(Array.from(r.batch.all_timesteps.data as Float32Array)).toEqual([0, 1].flatMap(() => sigmas.slice(0, steps).map((s) => Math.fround(s * 1000))));
+    expect(Array.from(r.batch.all_timesteps!.data as Float32Array)).toEqual([0, 1].flatMap(() => sigmas.slice(0, steps).map((s) => Math.fround(s * 1000))));
     for (let b = 0; b < 2; b++) {
       const noise = new Float32Array(per);
       fillGaussian([5, 6][b], 0, noise);
-      expect(bytes(slot(lat, b, 0)).equals(bytes(noise))).toBe(true);
-      for (let k = 1; k <= steps; k++) expect(bytes(slot(lat, b, k)).equals(bytes(stepLatents[k - 1].subarray(b * per, (b + 1) * per)))).toBe(true);
-      expect(bytes(slot(lat, b, steps)).equals(bytes((r.batch.latents_clean.data as Float32Array).subarray(b * per, (b + 1) * per)))).toBe(true);
+      expect(bytes(slot(lat!, b, 0)).equals(bytes(noise))).toBe(true);
+      for (let k = 1; k <= steps; k++) expect(bytes(slot(lat!, b, k)).equals(bytes(stepLatents[k - 1].subarray(b * per, (b + 1) * per)))).toBe(true);
+      expect(bytes(slot(lat!, b, steps)).equals(bytes((r.batch.latents_clean!.data as Float32Array).subarray(b * per, (b + 1) * per)))).toBe(true);
     }
   });
 
@@ -65,19 +65,19 @@ describe('latent-capture', () => {
     }]);
     const starts = r.nonTensorBatch.sde_window_start as number[];
     const sigmas = r.metaInfo.sigmas as number[];
-    expect(r.batch.all_latents.shape).toEqual([3, 4, 4, 8, 8]);
-    expect(r.batch.rollout_log_probs.shape).toEqual([3, 3]);
+    expect(r.batch.all_latents!.shape).toEqual([3, 4, 4, 8, 8]);
+    expect(r.batch.rollout_log_probs!.shape).toEqual([3, 3]);
     for (let b = 0; b < 3; b++) {
       for (let k = 0; k < 3; k++) {
         const i = starts[b] + k;
-        expect(r.batch.all_timesteps.data[b * 3 + k]).toBe(Math.fround(sigmas[i] * 1000));
-        expect(r.batch.rollout_log_probs.data[b * 3 + k]).toBe(stepLogProbs[i]![b]);
-        expect(bytes(slot(r.batch.all_latents, b, k + 1)).equals(bytes(stepLatents[i].subarray(b * per, (b + 1) * per)))).toBe(true);
+        expect(r.batch.all_timesteps!.data[b * 3 + k]).toBe(Math.fround(sigmas[i] * 1000));
+        expect(r.batch.rollout_log_probs!.data[b * 3 + k]).toBe(stepLogProbs[i]![b]);
+        expect(bytes(slot(r.batch.all_latents!, b, k + 1)).equals(bytes(stepLatents[i].subarray(b * per, (b + 1) * per)))).toBe(true);
       }
       const before = starts[b] === 0 ? null : stepLatents[starts[b] - 1].subarray(b * per, (b + 1) * per);
-      if (before) expect(bytes(slot(r.batch.all_latents, b, 0)).equals(bytes(before))).toBe(true);
+      if (before) expect(bytes(slot(r.batch.all_latents!, b, 0)).equals(bytes(before))).toBe(true);
     }
-    expect(Number.isFinite(Math.min(...r.batch.rollout_log_probs.data as Float32Array))).toBe(true);
+    expect(Number.isFinite(Math.min(...r.batch.rollout_log_probs!.data as Float32Array))).toBe(true);
   });
 
   it('writes into buffers allocated before the first step, handed to the rollout as they are', async () => {
@@ -99,6 +99,6 @@ describe('latent-capture', () => {
     await expect(w.executeMethod('generate', [{ prompt: 'x', capture: { latent: true } }])).rejects.toThrow(/request 0: invalid capture option: capture: Unrecognized key.*latent/);
     await expect(w.executeMethod('generate', [{ prompt: 'x', capture: { latents: 'yes' } }])).rejects.toThrow(/capture\.latents: /);
     const ok = await generate([{ prompt: 'x', seed: 1, steps: 2, capture: { latents: true } }]);
-    expect(ok.batch.all_latents.shape[1]).toBe(3);
+    expect(ok.batch.all_latents!.shape[1]).toBe(3);
   });
 });

@@ -26,9 +26,9 @@ describe('omni-worker generate', () => {
     expect([png.width, png.height, png.channels]).toEqual([16, 16, 3]);
     const rollout = await RolloutBatch.load(join(out, 'rollout.safetensors'));
     expect(rollout.length).toBe(3);
-    expect(rollout.batch.responses.shape).toEqual([3, 3, 16, 16]);
+    expect(rollout.batch.responses!.shape).toEqual([3, 3, 16, 16]);
     // The PNG holds the rollout's image (CHW -> HWC).
-    const r = rollout.batch.responses.data as Uint8Array;
+    const r = rollout.batch.responses!.data as Uint8Array;
     expect(png.data[0]).toBe(r[1 * 768 + 0]);
     expect(png.data[1]).toBe(r[1 * 768 + 256]);
     expect(rollout.nonTensorBatch.seed).toEqual([5, 6, 7]);

@@ -63,7 +63,7 @@ describe('custom pipeline from the config, swapped by reInitPipeline', () => {
     const plain = await generate();
     expect(plain.metaInfo.pipeline).toBe('text-to-image');
     expect(plain.batch.velocities).toBeUndefined();
-    expect(bytes(plain.batch.latents_clean.data).equals(bytes(with_.batch.latents_clean.data))).toBe(true);
+    expect(bytes(plain.batch.latents_clean!.data).equals(bytes(with_.batch.latents_clean!.data))).toBe(true);
     expect(reload).not.toHaveBeenCalled();
     expect(w.worker.model.components).toBe(components);
     expect(components.transformer.isOpen).toBe(true);
@@ -74,7 +74,7 @@ describe('custom pipeline from the config, swapped by reInitPipeline', () => {
     await w.executeMethod('reInitPipeline', { pipelineClass: 'examples/custom-pipeline/velocity-capture.ts#VelocityCapturePipeline', options: { key: 'v' } });
     const again = (await w.executeMethod('generate', [{ ...REQ[0], sde: { type: 'sde' }, capture: { latents: true, timesteps: true, logProbs: true } }])) as RolloutData;
     expect(again.batch.v.shape).toEqual([2, 3, 4, 8, 8]);
-    expect(again.batch.all_latents.shape).toEqual([2, 4, 4, 8, 8]);
+    expect(again.batch.all_latents!.shape).toEqual([2, 4, 4, 8, 8]);
   });
 
   it("refuses bad pipeline options in the class's own words, keeping the current pipeline", async () => {
@@ -84,7 +84,7 @@ describe('custom pipeline from the config, swapped by reInitPipeline', () => {
     expect(w.worker.runner.pipeline).toBe(before);
     await expect(w.executeMethod('reInitPipeline', { pipelineClass: null, module: '/etc/passwd' })).rejects.toThrow(/reInitPipeline: .*Unrecognized key.*module/);
     await expect(w.executeMethod('reInitPipeline', {})).rejects.toThrow(/reInitPipeline: invalid arguments: pipelineClass: /);
-    expect((await generate()).batch.responses.shape[0]).toBe(2);
+    expect((await generate()).batch.responses!.shape[0]).toBe(2);
   });
 
   it('lets a rollout in flight finish on the pipeline it started with', async () => {

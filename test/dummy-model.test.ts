@@ -34,7 +34,7 @@ describe('omni-worker dummy-model', () => {
     writeFileSync(config, `model: ${dir}\nthreads: 1\n`);
     await run('node', [bin, 'generate', '--prompt', 'a red circle', '--num-images', '2', '--steps', '2', '--out', out, '--config', config]);
     const rollout = await RolloutBatch.load(join(out, 'rollout.safetensors'));
-    expect(rollout.batch.responses.shape).toEqual([2, 3, 8, 8]);
+    expect(rollout.batch.responses!.shape).toEqual([2, 3, 8, 8]);
   });
 
   it('holds exactly the weights the dummy loader builds for the same seed, so both generate the same images', async () => {
@@ -46,8 +46,8 @@ describe('omni-worker dummy-model', () => {
       const request = [{ prompt: 'a blue square', numOutputsPerPrompt: 2, seed: 7 }];
       const a = await fromFolder.executeMethod('generate', request) as RolloutBatch;
       const b = await inMemory.executeMethod('generate', request) as RolloutBatch;
-      expect(a.batch.latents_clean.data).toEqual(b.batch.latents_clean.data);
-      expect(a.batch.responses.data).toEqual(b.batch.responses.data);
+      expect(a.batch.latents_clean!.data).toEqual(b.batch.latents_clean!.data);
+      expect(a.batch.responses!.data).toEqual(b.batch.responses!.data);
     } finally {
       await fromFolder.close();
       await inMemory.close();

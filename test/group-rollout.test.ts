@@ -30,14 +30,14 @@ describe('group rollouts', () => {
     const r = await generate(w16, [{ prompt: 'a blue square', numOutputsPerPrompt: 6, seed: 100 }]);
     expect(r.nonTensorBatch.seed).toEqual([100, 101, 102, 103, 104, 105]);
     expect(r.nonTensorBatch.prompt).toEqual(Array(6).fill('a blue square'));
-    const images = new Set([0, 1, 2, 3, 4, 5].map((b) => row(r.batch.responses, b).toString('hex')));
+    const images = new Set([0, 1, 2, 3, 4, 5].map((b) => row(r.batch.responses!, b).toString('hex')));
     expect(images.size).toBe(6);
     // Without a seed, fresh random seeds, returned so that the samples can be replayed.
     const fresh = await generate(w16, [{ prompt: 'a blue square', numOutputsPerPrompt: 3 }]);
     const seeds = fresh.nonTensorBatch.seed as number[];
     expect(new Set(seeds).size).toBe(3);
     const replay = await generate(w16, [{ prompt: 'a blue square', seeds }]);
-    expect(row(replay.batch.latents_clean, 2).equals(row(fresh.batch.latents_clean, 2))).toBe(true);
+    expect(row(replay.batch.latents_clean!, 2).equals(row(fresh.batch.latents_clean!, 2))).toBe(true);
   });
 
   it('encodes the prompt of a group once, in one text-encoder run', async () => {
@@ -71,7 +71,7 @@ describe('group rollouts', () => {
       ];
       for (const [w, reqs, at] of layouts) {
         const r = await generate(w, reqs);
-        expect(r.nonTensorBatch.seed[at]).toBe(1234);
+        expect(r.nonTensorBatch.seed![at]).toBe(1234);
         // Bit for bit: the sample's rows in the mixed call are its rows alone.
         for (const key of keys) expect(row(r.batch[key], at).equals(row(alone.batch[key], 0)), `${key} of layout ${layouts.findIndex((l) => l[1] === reqs)}`).toBe(true);
         if ('sde' in extra) expect((r.nonTensorBatch.sde_window_start as number[])[at]).toBe((alone.nonTensorBatch.sde_window_start as number[])[0]);
@@ -96,7 +96,7 @@ describe('group rollouts', () => {
         const reqs = [...fillers.slice(0, at), TARGET, ...fillers.slice(at)].map((r) => ({ ...r, ...extra }));
         const row0 = fillers.slice(0, at).reduce((n, f) => n + f.numOutputsPerPrompt, 0);
         const r = await generate(workers[worker], reqs);
-        expect(r.nonTensorBatch.seed[row0]).toBe(1234);
+        expect(r.nonTensorBatch.seed![row0]).toBe(1234);
         for (const key of Object.keys(alone[mode].batch)) {
           expect(row(r.batch[key], row0).equals(row(alone[mode].batch[key], 0)), key).toBe(true);
         }

@@ -48,8 +48,8 @@ describe('hooks', () => {
     const plain = await inlineWorker({ plugins: ['dummy-loader'] });
     const a = (await replaced.executeMethod('generate', request)) as RolloutData;
     const b = (await plain.executeMethod('generate', request)) as RolloutData;
-    expect(a.batch.responses.shape).toEqual(b.batch.responses.shape);
-    expect(Buffer.compare(Buffer.from(a.batch.latents_clean.data.buffer), Buffer.from(b.batch.latents_clean.data.buffer))).not.toBe(0);
+    expect(a.batch.responses!.shape).toEqual(b.batch.responses!.shape);
+    expect(Buffer.compare(Buffer.from(a.batch.latents_clean!.data.buffer), Buffer.from(b.batch.latents_clean!.data.buffer))).not.toBe(0);
     // The replaced worker's trajectory is the half-step rule applied by hand to the same noise.
     let steps = 0;
     const check = definePlugin({

@@ -99,8 +99,8 @@ describe('lora', () => {
     const mixed = await gen(w, reqs);
     const row = (r: RolloutData, b: number) => {
       const t = r.batch.latents_clean;
-      const n = numel(t.shape.slice(1));
-      return f32(t.shape.slice(1), (t.data as Float32Array).slice(b * n, (b + 1) * n));
+      const n = numel(t!.shape.slice(1));
+      return f32(t!.shape.slice(1), (t!.data as Float32Array).slice(b * n, (b + 1) * n));
     };
     const expected = [
       await reference(mergedByHand(base, attn, 1), [reqs[0]]),

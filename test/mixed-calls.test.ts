@@ -62,7 +62,7 @@ describe('mixed generate calls', () => {
     await refused([{ ...SDE_LOGPROBS, capture: { latents: true } }, { ...SDE_LOGPROBS, capture: { latents: true }, sde: { type: 'sde', window: { size: 2, range: [0, 4] } } }],
       /'all_latents' is F32\[B, 5, 4, 8, 8\] for request 0 but F32\[B, 3, 4, 8, 8\] for request 1/);
     // The worker keeps serving, and the same requests work in their own calls.
-    expect((await generate([SDE_LOGPROBS])).batch.rollout_log_probs.shape).toEqual([1, 4]);
+    expect((await generate([SDE_LOGPROBS])).batch.rollout_log_probs!.shape).toEqual([1, 4]);
     expect((await generate([PLAIN])).batch.rollout_log_probs).toBeUndefined();
   });
 
@@ -71,9 +71,9 @@ describe('mixed generate calls', () => {
     const full = { prompt: 'a dog', seed: 9, sde: { type: 'sde', window: { size: 2, range: [1, 4] } }, capture: { latents: true, logProbs: true } };
     const noWindow = { prompt: 'a red car', seed: 5, sde: { type: 'cps' }, steps: 2, capture: { latents: true, logProbs: true } };
     const r = await generate([windowed, full, noWindow]);
-    expect(r.batch.all_latents.shape).toEqual([4, 3, 4, 8, 8]);
+    expect(r.batch.all_latents!.shape).toEqual([4, 3, 4, 8, 8]);
     expect(r.nonTensorBatch.sde_window_start).toHaveLength(4);
-    expect(r.nonTensorBatch.sde_window_start[3]).toBeNull();
+    expect(r.nonTensorBatch.sde_window_start![3]).toBeNull();
     expect(r.nonTensorBatch.sde_window_range).toStrictEqual([[0, 4], [0, 4], [1, 4], null]);
     expect(r.nonTensorBatch.sde_type).toStrictEqual(['sde', 'sde', 'sde', 'cps']);
     const path = join(dir, 'mixed.safetensors');
@@ -97,12 +97,12 @@ describe('mixed generate calls', () => {
     await refused([{ prompt: 'x', seed: 2 ** 53 - 1, numOutputsPerPrompt: 3 }], /request 0: seed = 9007199254740991 with 3 samples needs seeds up to/);
     await refused([{ prompt: 'x', seeds: [] }], /request 0: seeds is empty/);
     await refused([PLAIN, { prompt: 'x', seeds: [] }], /request 1: seeds is empty/);
-    expect((await generate([PLAIN])).batch.responses.shape).toEqual([1, 3, 16, 16]);
+    expect((await generate([PLAIN])).batch.responses!.shape).toEqual([1, 3, 16, 16]);
   });
 
   it('reports non-finite outputs as an error naming the request, sample and seed, and keeps serving', async () => {
     await expect(generate([PLAIN, { prompt: 'a cat', seeds: [7, 666] }])).rejects.toThrow(
       /non-finite values: request 1 sample 1 \(seed 666\): latents_clean holds NaN at \[\d+, \d+, \d+\] of the sample/);
-    expect((await generate([{ prompt: 'a cat', seeds: [7] }])).batch.latents_clean.shape).toEqual([1, 4, 8, 8]);
+    expect((await generate([{ prompt: 'a cat', seeds: [7] }])).batch.latents_clean!.shape).toEqual([1, 4, 8, 8]);
   });
 });

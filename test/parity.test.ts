@@ -119,16 +119,16 @@ describe.skipIf(!ready)('parity with the PyTorch reference (embedded model, CPU 
       const c = cases.find((x) => x.name === name)!;
       const r = await rollout(c);
       expect(r.metaInfo.sigmas).toEqual(c.sigmas);
-      expect(Array.from(r.batch.all_timesteps.data as Float32Array)).toEqual(Array.from(ref(c, 'timesteps').data as Float32Array));
-      expect(r.batch.all_latents.shape).toEqual(ref(c, 'all_latents').shape);
+      expect(Array.from(r.batch.all_timesteps!.data as Float32Array)).toEqual(Array.from(ref(c, 'timesteps').data as Float32Array));
+      expect(r.batch.all_latents!.shape).toEqual(ref(c, 'all_latents').shape);
       const e: Record<string, number> = {
-        prompt_embeds: relError(r.batch.prompt_embeds, ref(c, 'prompt_embeds')),
+        prompt_embeds: relError(r.batch.prompt_embeds!, ref(c, 'prompt_embeds')),
         velocities: relError(r.batch.velocities, ref(c, 'velocities')),
-        all_latents: relError(r.batch.all_latents, ref(c, 'all_latents')),
-        latents_clean: relError(r.batch.latents_clean, ref(c, 'latents_clean')),
-        all_latents_l2: normRelError(r.batch.all_latents, ref(c, 'all_latents')),
+        all_latents: relError(r.batch.all_latents!, ref(c, 'all_latents')),
+        latents_clean: relError(r.batch.latents_clean!, ref(c, 'latents_clean')),
+        all_latents_l2: normRelError(r.batch.all_latents!, ref(c, 'all_latents')),
       };
-      if (c.sdeType !== 'ode') e.log_probs = absError(r.batch.rollout_log_probs, ref(c, 'log_probs'));
+      if (c.sdeType !== 'ode') e.log_probs = absError(r.batch.rollout_log_probs!, ref(c, 'log_probs'));
       errors[name] = e;
       expect(e.all_latents).toBeLessThanOrEqual(1e-5);
       expect(e.latents_clean).toBeLessThanOrEqual(1e-5);

@@ -29,7 +29,7 @@ describe('plugin api', () => {
 
   it('keeps every kind of declaration in one registry with one clash rule naming both owners', async () => {
     const cases: [string, (api: PluginApi) => void, RegExp][] = [
-      ['method', (a) => a.declare.method('generate', () => 1), /^method 'generate' of plugin 'second' clashes with 'generate' declared by core$/],
+      ['method', (a) => a.declare.method('generate', (() => 1) as never), /^method 'generate' of plugin 'second' clashes with 'generate' declared by core$/],
       ['request key', (a) => a.declare.requestKey('seed'), /^request key 'seed' of plugin 'second' clashes with 'seed' declared by core$/],
       ['load format', (a) => a.declare.loadFormat('dummy'), /^load format 'dummy' of plugin 'second' clashes with 'dummy' declared by plugin 'dummy-loader'$/],
       ['worker state', (a) => a.declare.state('ready'), /^worker state 'ready' of plugin 'second' clashes with 'ready' declared by core$/],

@@ -123,8 +123,8 @@ describe('merging over random batch layouts', () => {
       const total = plan.reduce((n, b) => n + b.samples.length, 0);
       const merged = mergeRollouts(parts, total);
       const t = merged.batch.latents_clean;
-      expect(t.shape).toEqual([total, 3]);
-      for (let r = 0; r < total; r++) expect(Array.from((t.data as Float32Array).subarray(r * 3, r * 3 + 3))).toEqual([r, r, r]);
+      expect(t!.shape).toEqual([total, 3]);
+      for (let r = 0; r < total; r++) expect(Array.from((t!.data as Float32Array).subarray(r * 3, r * 3 + 3))).toEqual([r, r, r]);
       for (const col of Object.values(merged.nonTensorBatch)) {
         expect(col).toHaveLength(total);
         expect(col).not.toContain(undefined);

@@ -18,12 +18,12 @@ describe('dummy-model rollout end to end', () => {
   it('returns batch-first tensors of the right shapes and per-sample data', async () => {
     const r = await generate([{ prompt: 'a red circle', numOutputsPerPrompt: 2, seed: 10 }, { prompt: 'a blue square', seeds: [5] }]);
     const { height, width, channels, downscale } = SMALL_DUMMY;
-    expect(r.batch.responses.dtype).toBe('U8');
-    expect(r.batch.responses.shape).toEqual([3, 3, height, width]);
-    expect(r.batch.latents_clean.shape).toEqual([3, channels, height / downscale, width / downscale]);
-    expect(r.batch.prompt_embeds.shape).toEqual([3, 8, 16]);
-    expect(r.batch.pooled_prompt_embeds.shape).toEqual([3, 16]);
-    expect(r.batch.negative_prompt_embeds.shape).toEqual([3, 8, 16]);
+    expect(r.batch.responses!.dtype).toBe('U8');
+    expect(r.batch.responses!.shape).toEqual([3, 3, height, width]);
+    expect(r.batch.latents_clean!.shape).toEqual([3, channels, height / downscale, width / downscale]);
+    expect(r.batch.prompt_embeds!.shape).toEqual([3, 8, 16]);
+    expect(r.batch.pooled_prompt_embeds!.shape).toEqual([3, 16]);
+    expect(r.batch.negative_prompt_embeds!.shape).toEqual([3, 8, 16]);
     expect(r.nonTensorBatch.prompt).toEqual(['a red circle', 'a red circle', 'a blue square']);
     expect(r.nonTensorBatch.seed).toEqual([10, 11, 5]);
     expect(r.metaInfo.steps).toBe(4);
@@ -34,10 +34,10 @@ describe('dummy-model rollout end to end', () => {
   it('gives bitwise-identical output for the same seed', async () => {
     const a = await generate([{ prompt: 'a green star', seed: 42, numOutputsPerPrompt: 2 }]);
     const b = await generate([{ prompt: 'a green star', seed: 42, numOutputsPerPrompt: 2 }]);
-    expect(Buffer.compare(Buffer.from(a.batch.latents_clean.data.buffer), Buffer.from(b.batch.latents_clean.data.buffer))).toBe(0);
-    expect(Buffer.compare(Buffer.from(a.batch.responses.data.buffer), Buffer.from(b.batch.responses.data.buffer))).toBe(0);
+    expect(Buffer.compare(Buffer.from(a.batch.latents_clean!.data.buffer), Buffer.from(b.batch.latents_clean!.data.buffer))).toBe(0);
+    expect(Buffer.compare(Buffer.from(a.batch.responses!.data.buffer), Buffer.from(b.batch.responses!.data.buffer))).toBe(0);
     const c = await generate([{ prompt: 'a green star', seed: 43 }]);
-    expect(rowOf(c.batch.latents_clean, 0).equals(rowOf(a.batch.latents_clean, 0))).toBe(false);
+    expect(rowOf(c.batch.latents_clean!, 0).equals(rowOf(a.batch.latents_clean!, 0))).toBe(false);
   });
 
   it("keeps a sample's output independent of its batch's size and composition", async () => {
@@ -49,7 +49,7 @@ describe('dummy-model rollout end to end', () => {
       { prompt: 'a red circle', seeds: [7] },
     ]);
     expect(crowd.nonTensorBatch.seed).toEqual([1, 2, 3, 4, 5, 7]);
-    expect(rowOf(crowd.batch.latents_clean, 5).equals(rowOf(alone.batch.latents_clean, 0))).toBe(true);
+    expect(rowOf(crowd.batch.latents_clean!, 5).equals(rowOf(alone.batch.latents_clean!, 0))).toBe(true);
   });
 
   it('groups requests with different sampling parameters into separate batches', async () => {
@@ -81,7 +81,7 @@ describe('dummy-model rollout end to end', () => {
     await expect(generate([{ prompt: 'x', height: 15 }])).rejects.toThrow(/request 0: height 15 is not a multiple of 2/);
     await expect(generate([])).rejects.toThrow(/non-empty array/);
     const ok = await generate([{ prompt: 'x', seed: 1 }]);
-    expect(ok.batch.responses.shape[0]).toBe(1);
+    expect(ok.batch.responses!.shape[0]).toBe(1);
   });
 });
 

@@ -64,10 +64,10 @@ describe('sde-scheduler in a rollout', () => {
     const b = await generate([req]);
     const ode = await generate([{ ...req, sde: { type: 'ode' } }]);
     const plain = await generate([{ prompt: 'a blue square', seed: 9, steps: 4 }]);
-    expect(bytes(a.batch.latents_clean.data).equals(bytes(b.batch.latents_clean.data))).toBe(true);
-    expect(bytes(a.batch.latents_clean.data).equals(bytes(ode.batch.latents_clean.data))).toBe(false);
+    expect(bytes(a.batch.latents_clean!.data).equals(bytes(b.batch.latents_clean!.data))).toBe(true);
+    expect(bytes(a.batch.latents_clean!.data).equals(bytes(ode.batch.latents_clean!.data))).toBe(false);
     // 'ode' is core's Euler step, bit for bit, and says so in the metadata.
-    expect(bytes(ode.batch.latents_clean.data).equals(bytes(plain.batch.latents_clean.data))).toBe(true);
+    expect(bytes(ode.batch.latents_clean!.data).equals(bytes(plain.batch.latents_clean!.data))).toBe(true);
     expect(ode.metaInfo).toMatchObject({ sde_type: 'ode', noise_level: 0 });
     expect(a.metaInfo).toMatchObject({ sde_type: 'cps', noise_level: 0.7 });
   });
@@ -95,8 +95,8 @@ describe('sde-scheduler in a rollout', () => {
     const starts = drawn.nonTensorBatch.sde_window_start as number[];
     const replay = await generate([{ ...req, sde: { type: 'sde', window: { size: 2 }, windowStarts: starts } }]);
     expect(replay.nonTensorBatch.sde_window_start).toEqual(starts);
-    expect(bytes(replay.batch.latents_clean.data).equals(bytes(drawn.batch.latents_clean.data))).toBe(true);
-    expect(Array.from(replay.batch.rollout_log_probs.data as Float32Array)).toEqual(Array.from(drawn.batch.rollout_log_probs.data as Float32Array));
+    expect(bytes(replay.batch.latents_clean!.data).equals(bytes(drawn.batch.latents_clean!.data))).toBe(true);
+    expect(Array.from(replay.batch.rollout_log_probs!.data as Float32Array)).toEqual(Array.from(drawn.batch.rollout_log_probs!.data as Float32Array));
   });
 
   it('skips the log-prob maths when logProbs is false', async () => {

@@ -42,8 +42,8 @@ describe('computeLogProbs (scoring mode)', () => {
         { prompt: 'a blue square', negativePrompt: 'a cat', seeds: [7, 8], capture: CAPTURE, ...opts },
       ]);
       const s = await score(scoreArgsFromRollout(r));
-      expect(s.logProbs.shape).toEqual(r.batch.rollout_log_probs.shape);
-      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+      expect(s.logProbs.shape).toEqual(r.batch.rollout_log_probs!.shape);
+      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs!)).toBeLessThanOrEqual(1e-6);
       const starts = r.nonTensorBatch.sde_window_start as number[] | undefined;
       if (starts) expect(s.stepIndices.map((idx) => idx[0])).toEqual(starts);
     });
@@ -54,7 +54,7 @@ describe('computeLogProbs (scoring mode)', () => {
     const { windowStarts, ...args } = scoreArgsFromRollout(r);
     const s = await score(args);
     expect(s.stepIndices.map((idx) => idx[0])).toEqual(windowStarts);
-    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs!)).toBeLessThanOrEqual(1e-6);
   });
 
   it('sees a changed trajectory or guidance: only the affected steps move', async () => {
@@ -64,12 +64,12 @@ describe('computeLogProbs (scoring mode)', () => {
     const per = lat.length / (2 * 6);
     for (let k = 0; k < per; k++) lat[(0 * 6 + 2) * per + k] += 0.01; // sample 0, latents after step 1
     const moved = await score({ ...args, allLatents: f32(args.allLatents.shape, lat) });
-    const old = r.batch.rollout_log_probs.data as Float32Array;
+    const old = r.batch.rollout_log_probs!.data as Float32Array;
     const changed = Array.from(moved.logProbs.data as Float32Array, (v, k) => v !== old[k]);
     // Step 1 (as its x_next) and step 2 (as its x) of sample 0; sample 1 untouched.
     expect(changed).toEqual([false, true, true, false, false, false, false, false, false, false]);
     const guided = await score({ ...args, guidanceScale: 2 });
-    expect(maxRatioError(guided.logProbs, r.batch.rollout_log_probs)).toBeGreaterThan(1e-3);
+    expect(maxRatioError(guided.logProbs, r.batch.rollout_log_probs!)).toBeGreaterThan(1e-3);
   });
 
   it('refuses incomplete or inconsistent inputs with the field named, and keeps serving', async () => {
@@ -89,7 +89,7 @@ describe('computeLogProbs (scoring mode)', () => {
     await expect(w.executeMethod('computeLogProbs', { ...args, requestOptions: { seed: 1 } })).rejects.toThrow('requestOptions.seed is not a plugin option a scoring batch can take');
     expect(() => scoreArgsFromRollout({ ...r, metaInfo: { ...r.metaInfo, sde_type: 'ode' } })).toThrow("sde_type 'ode' has no log-probs");
     const s = await score(args);
-    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs!)).toBeLessThanOrEqual(1e-6);
   });
 
   it('recomputes from a saved rollout file alone: everything needed is in its tensors and meta', async () => {
@@ -102,7 +102,7 @@ describe('computeLogProbs (scoring mode)', () => {
       expect(loaded.metaInfo).toMatchObject({ sde_type: 'cps', noise_level: 0.7, sde_window_size: 3, sde_window_range: [1, 8], guidance_scale: 4.5, weights_version: 0 });
       expect(loaded.metaInfo.model).toMatch(/^dummy:/);
       const s = await score(scoreArgsFromRollout(loaded));
-      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs!)).toBeLessThanOrEqual(1e-6);
       const python = spawnSync('python3', ['-c', `
 import json, sys
 from safetensors import safe_open
@@ -117,7 +117,7 @@ print(json.dumps({"all_latents": list(t["all_latents"].shape), "log_probs": t["r
         expect(python.stderr).toBe('');
         const seen = JSON.parse(python.stdout);
         expect(seen).toMatchObject({ all_latents: [3, 4, 4, 8, 8], responses: 'uint8', sigmas: 9, starts: r.nonTensorBatch.sde_window_start });
-        expect(seen.log_probs.flat()).toEqual(Array.from(r.batch.rollout_log_probs.data as Float32Array));
+        expect(seen.log_probs.flat()).toEqual(Array.from(r.batch.rollout_log_probs!.data as Float32Array));
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -130,7 +130,7 @@ print(json.dumps({"all_latents": list(t["all_latents"].shape), "log_probs": t["r
     await expect(w.executeMethod('computeLogProbs', scoreArgsFromRollout(r))).rejects.toThrow(/the worker is asleep/);
     await w.executeMethod('wakeUp');
     const s = await score(scoreArgsFromRollout(r));
-    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+    expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs!)).toBeLessThanOrEqual(1e-6);
   });
 
   it('works across the thread boundary of createWorker', async () => {
@@ -138,7 +138,7 @@ print(json.dumps({"all_latents": list(t["all_latents"].shape), "log_probs": t["r
     try {
       const r = await worker.generate([{ prompt: 'a red circle', numOutputsPerPrompt: 2, seed: 3, steps: 4, capture: CAPTURE, sde: { type: 'cps' } }]);
       const s = (await worker.executeMethod('computeLogProbs', scoreArgsFromRollout(r))) as ScoreResult;
-      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+      expect(maxRatioError(s.logProbs, r.batch.rollout_log_probs!)).toBeLessThanOrEqual(1e-6);
     } finally {
       await worker.close();
     }
@@ -158,9 +158,9 @@ describe('computeLogProbs under an adapter (requestOptions)', () => {
       const r = (await w.executeMethod('generate', [{ prompt: 'a red circle', seeds: [1, 2], steps: 4, lora: 'policy', sde: { type: 'sde' }, capture: CAPTURE }])) as RolloutData;
       const args = scoreArgsFromRollout(r);
       const adapted = (await w.executeMethod('computeLogProbs', { ...args, requestOptions: { lora: 'policy' } })) as ScoreResult;
-      expect(maxRatioError(adapted.logProbs, r.batch.rollout_log_probs)).toBeLessThanOrEqual(1e-6);
+      expect(maxRatioError(adapted.logProbs, r.batch.rollout_log_probs!)).toBeLessThanOrEqual(1e-6);
       const base = (await w.executeMethod('computeLogProbs', args)) as ScoreResult;
-      expect(maxRatioError(base.logProbs, r.batch.rollout_log_probs)).toBeGreaterThan(1e-4);
+      expect(maxRatioError(base.logProbs, r.batch.rollout_log_probs!)).toBeGreaterThan(1e-4);
     } finally {
       await w.close();
     }
@@ -175,7 +175,7 @@ describe('computeLogProbs as work in flight: one weights version, drained like a
     w = await inlineWorker({ loadOptions: { ...SMALL_DUMMY, seed: 1 } });
     const r = (await w.executeMethod('generate', [{ prompt: 'a red circle', seeds: [1, 2], steps: 5, sde: { type: 'sde' }, capture: CAPTURE }])) as RolloutData;
     args = scoreArgsFromRollout(r);
-    expected = r.batch.rollout_log_probs;
+    expected = r.batch.rollout_log_probs!;
   });
   afterAll(async () => { await w.close(); });
   const score = (a: unknown = args) => w.executeMethod('computeLogProbs', a) as Promise<ScoreResult>;

@@ -6,6 +6,7 @@ import {
   parseSafetensors, readSafetensorsFile, serializeSafetensors, writeSafetensorsFile, type SafetensorsFile,
 } from '../tensors/safetensors.ts';
 import { concatRows, DTYPE_ARRAY, numel, sliceRows, tensorBytes, type HostTensor } from '../tensors/tensor.ts';
+import type { RolloutMeta, RolloutSamples, RolloutTensors } from '../protocol.ts';
 
 export interface RolloutBatchInit {
   batch?: Record<string, HostTensor>;
@@ -31,9 +32,10 @@ function checkCount(op: string, what: string, n: number, min: number): void {
 }
 
 export class RolloutBatch {
-  readonly batch: Record<string, HostTensor>;
-  readonly nonTensorBatch: Record<string, unknown[]>;
-  readonly metaInfo: Record<string, unknown>;
+  /** Tensors by name (responses, latents_clean, ... and what plugins add), batch-first. */
+  readonly batch: RolloutTensors;
+  readonly nonTensorBatch: RolloutSamples;
+  readonly metaInfo: RolloutMeta;
 
   constructor(init: RolloutBatchInit = {}) {
     this.batch = { ...init.batch };

@@ -3,7 +3,7 @@
 import type { PluginEntry } from '../config/schema.ts';
 import type { WorkerHooks } from '../hooks.ts';
 import type { WorkerEvents, WorkerState } from '../events.ts';
-import type { ModelView, PluginApi, PluginRegistry, WorkerPlugin } from '../plugin.ts';
+import type { ModelView, PluginApi, PluginRegistry, RpcMethod, WorkerPlugin } from '../plugin.ts';
 import type { DiffusionWorker } from '../worker/diffusion-worker.ts';
 import { parseOrThrow } from '../validation.ts';
 import type { Declarations } from './declarations.ts';
@@ -87,7 +87,7 @@ export function pluginApi(name: string, s: ApiSources): PluginApi {
     hooks: s.hooks,
     events: s.events,
     declare: Object.freeze({
-      method: (method: string, fn: (...args: any[]) => unknown) => {
+      method: (method: string, fn: RpcMethod) => {
         if (typeof fn !== 'function') throw new Error(`method '${method}' of ${owner} is not a function`);
         declarations.declare('method', method, owner, fn);
       },

@@ -16,6 +16,7 @@ import type { Declarations } from './declarations.ts';
 import { importExport, parseModuleRef } from './module-ref.ts';
 import { modelView, pluginApi, resolvePlugins, type ResolvedPlugin } from './plugin-loader.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
+import type { ExecuteMethod, WorkerStateInfo } from '../rpc.ts';
 import type { WorkerServices } from '../services.ts';
 
 export interface WrapperOptions {
@@ -32,7 +33,7 @@ export interface ExtensionContext {
   readonly weights: WeightStore;
   readonly model: ModelView;
   readonly state: WorkerState;
-  executeMethod(name: string, ...args: unknown[]): Promise<unknown>;
+  readonly executeMethod: ExecuteMethod;
 }
 
 export class WorkerWrapperBase {
@@ -87,7 +88,7 @@ export class WorkerWrapperBase {
     const method = (name: string, fn: RpcMethod) => declarations.declare('method', name, 'core', fn);
     method('generate', (requests: GenerateRequest[]): Promise<RolloutData> => worker.execute(requests));
     method('listMethods', () => this.methods.names());
-    method('getState', () => ({ state: worker.state, weightsVersion: worker.weights.version, plugins: this.plugins.map((p) => p.name), model: worker.model.source.origin }));
+    method('getState', (): WorkerStateInfo => ({ state: worker.state, weightsVersion: worker.weights.version, plugins: this.plugins.map((p) => p.name), model: worker.model.source.origin }));
     method('resetPromptCache', () => {
       const n = worker.runner.promptCache.size;
       worker.runner.promptCache.clear();
@@ -124,7 +125,7 @@ export class WorkerWrapperBase {
       weights: worker.weights,
       get model() { return modelView(worker); },
       get state() { return worker.state; },
-      executeMethod: (name, ...args) => this.executeMethod(name, ...args),
+      executeMethod: ((name: string, ...args: unknown[]) => this.executeMethod(name, ...args)) as ExecuteMethod,
     };
     const instance = new (cls as new (ctx: ExtensionContext) => Record<string, unknown>)(ctx);
     const owner = `extension ${(cls as { name: string }).name} (${ref})`;

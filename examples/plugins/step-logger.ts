@@ -5,6 +5,14 @@ import { definePlugin } from '../../index.ts';
 
 const PLUGIN_NAME = 'step-logger';
 
+// Types the method for executeMethod('stepsSeen') (from a package: declare module 'omni-worker').
+declare module '../../index.ts' {
+  interface OmniWorkerMethods {
+    /** Denoising steps this worker has run. */
+    stepsSeen(): number;
+  }
+}
+
 export default definePlugin({
   name: PLUGIN_NAME,
   optionsSchema: z.object({ every: z.number().int().positive().default(1) }).strict(),

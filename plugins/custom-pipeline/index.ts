@@ -30,6 +30,13 @@ const reInitSchema = z.object({
   options: z.record(z.string(), z.unknown()).default({}),
 }).strict();
 
+declare module '../../core/public.ts' {
+  interface OmniWorkerMethods {
+    /** Swaps the pipeline class; weights and sessions stay. */
+    reInitPipeline(args: ReInitArgs): ReInitResult;
+  }
+}
+
 export type ReInitArgs = z.input<typeof reInitSchema>;
 
 export interface ReInitResult {

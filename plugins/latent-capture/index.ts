@@ -3,11 +3,22 @@
 // drops the prompt embeddings when promptEmbeds is false. Recorded steps follow ctx.recorded, set by
 // sde-scheduler (a dependency: log-probs come from its stochastic steps); without an sde option
 // every step is recorded.
-import { definePlugin, tapOptions, type BatchContext } from '../../core/public.ts';
+import { definePlugin, tapOptions, type BatchContext, type HostTensor } from '../../core/public.ts';
 import { EMBEDDING_KEYS, parseCaptureOptions, plannedCaptureOutputs, type CaptureOptions } from './options.ts';
 import { TrajectoryRecorder } from './recorder.ts';
 
 export const PLUGIN_NAME = 'latent-capture';
+
+declare module '../../core/public.ts' {
+  interface RolloutTensorKeys {
+    /** [B, W+1, C, h, w]: the latents before the first recorded step and after each (capture.latents). */
+    all_latents?: HostTensor;
+    /** [B, W]: sigma * 1000 of each recorded step (capture.timesteps). */
+    all_timesteps?: HostTensor;
+    /** [B, W]: each recorded step's log-probability (capture.logProbs). */
+    rollout_log_probs?: HostTensor;
+  }
+}
 
 export default definePlugin({
   name: PLUGIN_NAME,

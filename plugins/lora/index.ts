@@ -14,6 +14,26 @@ import { AdapterRegistry, type AdapterInfo } from './registry.ts';
 
 export const PLUGIN_NAME = 'lora';
 
+declare module '../../core/public.ts' {
+  interface OmniWorkerMethods {
+    addLora(args: AddLoraArgs): AddLoraResult;
+    /** Returns the adapters still loaded. */
+    removeLora(name: string): string[];
+    pinLora(name: string): boolean;
+    unpinLora(name: string): boolean;
+    listLoras(): LoraListing;
+  }
+}
+
+export type AddLoraResult = AdapterInfo & { evicted: string[] };
+
+export interface LoraListing {
+  adapters: AdapterInfo[];
+  budgetBytes: number;
+  usedBytes: number;
+  mergedBytes: number;
+}
+
 const optionsSchema = z.object({
   roots: z.array(z.string().min(1)).default([]),
   budgetBytes: z.number().int().positive().default(2 ** 30),
@@ -60,7 +80,7 @@ export default definePlugin({
     api.declare.requestKey('lora');
     const store = api.weights;
 
-    api.declare.method('addLora', async (args: AddLoraArgs): Promise<AdapterInfo & { evicted: string[] }> => {
+    api.declare.method('addLora', async (args: AddLoraArgs): Promise<AddLoraResult> => {
       if (args === null || typeof args !== 'object') throw new Error('addLora needs { name, path } or { name, config, tensors }');
       const { name, path, config, tensors, pinned, replace, mergeScales = [1] } = args;
       if (typeof name !== 'string' || !name) throw new Error('addLora: name must be a non-empty string');
@@ -81,7 +101,7 @@ export default definePlugin({
     api.declare.method('removeLora', (name: string) => { registry.remove(name); return registry.names(); });
     api.declare.method('pinLora', (name: string) => { registry.pin(name, true); return true; });
     api.declare.method('unpinLora', (name: string) => { registry.pin(name, false); return false; });
-    api.declare.method('listLoras', () => ({
+    api.declare.method('listLoras', (): LoraListing => ({
       adapters: registry.list(), budgetBytes: registry.budgetBytes, usedBytes: registry.usedBytes, mergedBytes: registry.mergedBytes,
     }));
 

@@ -6,12 +6,31 @@ import { definePlugin, type BatchContext } from '../../core/public.ts';
 import { sdeBatchStep } from './batch-step.ts';
 import { getSdePlan, planBatch, recordedSteps, setSdePlan } from './plan.ts';
 import { batchSdeOptions } from './options.ts';
-import { computeLogProbs } from './scoring.ts';
+import { computeLogProbs, type ScoreArgs, type ScoreResult } from './scoring.ts';
 
 export const PLUGIN_NAME = 'sde-scheduler';
 export { getSdePlan, inWindow, type SdePlan } from './plan.ts';
 export { scoreArgsFromRollout } from './score-args.ts';
 export type { ScoreArgs, ScoreResult } from './scoring.ts';
+
+declare module '../../core/public.ts' {
+  interface RolloutMetaKeys {
+    /** How the steps were taken: 'ode' (deterministic), 'sde' or 'cps'. */
+    sde_type?: 'ode' | 'sde' | 'cps';
+    noise_level?: number;
+    /** With a window: its size W and the range its start was drawn in. */
+    sde_window_size?: number;
+    sde_window_range?: [number, number];
+  }
+  interface RolloutSampleKeys {
+    /** With a window: each sample's first stochastic step. */
+    sde_window_start?: number[];
+  }
+  interface OmniWorkerMethods {
+    /** Scoring mode: the log-probs of a stored trajectory, without sampling (docs/rl-plugins.md). */
+    computeLogProbs(args: ScoreArgs): ScoreResult;
+  }
+}
 
 /** Plans the batch's stochastic steps (windows drawn from each sample's seed). */
 function plan(ctx: BatchContext): void {

@@ -24,6 +24,29 @@ export const PLUGIN_NAME = 'sleep-mode';
 declare module '../../core/public.ts' {
   /** While a sleep runs and until everything is back. */
   interface PluginWorkerStates { sleeping: true }
+  interface OmniWorkerMethods {
+    /** Releases sessions (level 1), and weights too (level 2); returns what was freed, measured. */
+    sleep(args?: SleepArgs): SleepResult;
+    /** Restores what the tags name (all declared tags when absent). */
+    wakeUp(tags?: WakeUpArgs): WakeResult;
+    sleepState(): SleepState;
+  }
+}
+
+export type SleepArgs = z.input<typeof sleepArgs>;
+/** ['weights', 'sessions'], { tags: [...], checkpoint? }, or nothing for every declared tag. */
+export type WakeUpArgs = readonly string[] | { tags?: readonly string[]; checkpoint?: boolean };
+
+export interface SleepState {
+  asleep: boolean;
+  /** 0 awake, 1 sessions released, 2 weights dropped. */
+  level: 0 | 1 | 2;
+  sessionsOpen: boolean;
+  weightsMissing: string[];
+  weightsBytes: number;
+  weightsVersion: number;
+  /** Plugins whose wakeUp tap failed, with the error. */
+  wakeFailures?: Record<string, string>;
 }
 
 const optionsSchema = z.object({
@@ -211,7 +234,7 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
     };
   }
 
-  function sleepState() {
+  function sleepState(): SleepState {
     const missing = missingWeights();
     return {
       asleep: asleepReason() !== undefined,

@@ -6,16 +6,34 @@
 // changes nothing; staged buckets stay until finishWeightUpdate or abortWeightUpdate.
 import { COMPONENT_NAMES, definePlugin, type ComponentName, type WeightStore } from '../../core/public.ts';
 import { checkAndConvert } from './convert.ts';
-import { readWeightSource } from './read-source.ts';
+import { readWeightSource, type WeightSource } from './read-source.ts';
 import { buildMaps, WeightStaging } from './staging.ts';
 
 export const PLUGIN_NAME = 'weight-sync';
+
+declare module '../../core/public.ts' {
+  interface OmniWorkerMethods {
+    /** Loads (or, with bucket, stages) a component's weights by PyTorch name. */
+    loadWeights(args: LoadWeightsArgs, options?: { bucket?: boolean }): LoadWeightsResult;
+    /** Commits every staged bucket at once: one version bump. */
+    finishWeightUpdate(): FinishWeightUpdateResult;
+    /** Drops the staged buckets. */
+    abortWeightUpdate(): { dropped: number; weightsVersion: number };
+  }
+}
+
+export interface FinishWeightUpdateResult {
+  weightsVersion: number;
+  /** Tensors committed per component. */
+  committed: Partial<Record<ComponentName, number>>;
+  tensors: number;
+}
 
 export interface LoadWeightsArgs {
   /** 'transformer' by default. */
   component?: ComponentName;
   /** A .safetensors path, .safetensors bytes, or named tensors { dtype, shape, data }. */
-  source: unknown;
+  source: WeightSource;
   /** Stage this bucket; finishWeightUpdate commits all staged buckets together. */
   bucket?: boolean;
 }
@@ -66,7 +84,7 @@ export default definePlugin({
       return { weightsVersion: store.version, component, tensors: update.size, bytes, staged: bucket, stagedTensors: staging.size };
     });
 
-    api.declare.method('finishWeightUpdate', () => {
+    api.declare.method('finishWeightUpdate', (): FinishWeightUpdateResult => {
       const committed = staging.summary();
       const tensors = staging.size;
       // Nothing staged: a no-op that reports the version serving (not an error, so a trainer may

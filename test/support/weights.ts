@@ -29,7 +29,7 @@ export function expectSameRollout(a: RolloutData, b: RolloutData): void {
 }
 
 export function expectDifferentRollout(a: RolloutData, b: RolloutData): void {
-  expect(sameBytes(a.batch.latents_clean, b.batch.latents_clean)).toBe(false);
+  expect(sameBytes(a.batch.latents_clean!, b.batch.latents_clean!)).toBe(false);
 }
 
 /** A few requests: several prompts, CFG on and off, a group. */
