@@ -77,8 +77,7 @@ export interface CreateWorkerOptions {
   /**
    * Services that replace core's defaults for this worker: tokenizer, modelFolder, pipeline,
    * randomSeed (core/services.ts). Functions do not cross to an inference thread, so these need
-   * `executor: 'inline'`; with the thread executor a plugin re-registers the service's token on
-   * `api.container` instead.
+   * `executor: 'inline'`; with the thread executor a plugin swaps one (api.overrideService).
    */
   services?: Partial<WorkerServices>;
 }
@@ -88,7 +87,7 @@ export async function createWorker(config?: WorkerConfigInput | WorkerConfig | s
   const { services } = options;
   if (services && Object.keys(services).length && resolved.executor !== 'inline') {
     throw new Error(`createWorker: services (${Object.keys(services).join(', ')}) need executor 'inline', not '${resolved.executor}' ` +
-      `(functions do not cross to the inference thread; a plugin can register them on api.container instead)`);
+      `(functions do not cross to the inference thread; a plugin can swap them with api.overrideService instead)`);
   }
   const executor: Executor = resolved.executor === 'inline'
     ? await InlineExecutor.start(resolved, BUILTIN_REF, services)

@@ -91,7 +91,7 @@ describe('services swapped per worker', () => {
     await w.close();
   });
 
-  it('lets a plugin swap a service through its container before the model loads', async () => {
+  it('lets a plugin swap a service (api.overrideService) before the model loads', async () => {
     const w = await inlineWorker({}, {
       seeds: definePlugin({ name: 'seeds', apply: (api) => { api.overrideService('randomSeed', () => 7); } }),
     });
