@@ -1,21 +1,8 @@
 // A tiny ONNX graph builder over onnx-proto: enough to write the dummy model's graphs in code.
 // Parameters become graph inputs (the model folder contract); constants become initializers.
-// onnx-proto (and protobufjs under it) is an optional peer dependency, loaded on first use: only
-// loadFormat 'dummy' needs it, and a worker on a real model never installs or loads it.
-import { createRequire } from 'node:module';
+import onnxProto from 'onnx-proto';
 
-let onnxModule: any;
-function onnxProto(): any {
-  if (!onnxModule) {
-    try {
-      onnxModule = (createRequire(import.meta.url)('onnx-proto') as { onnx: unknown }).onnx;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
-      throw new Error("loadFormat 'dummy' builds its ONNX graphs with onnx-proto, an optional peer dependency that is not installed: npm install onnx-proto");
-    }
-  }
-  return onnxModule;
-}
+const { onnx } = onnxProto as unknown as { onnx: any };
 const FLOAT = 1;
 const INT64 = 7;
 
@@ -41,13 +28,13 @@ export class GraphBuilder {
 
   constInt64(values: readonly number[]): string {
     const name = `const_${this.counter++}`;
-    this.initializers.push(onnxProto().TensorProto.create({ name, dataType: INT64, dims: [values.length], int64Data: values }));
+    this.initializers.push(onnx.TensorProto.create({ name, dataType: INT64, dims: [values.length], int64Data: values }));
     return name;
   }
 
   constFloat(value: number): string {
     const name = `const_${this.counter++}`;
-    this.initializers.push(onnxProto().TensorProto.create({ name, dataType: FLOAT, dims: [], floatData: [value] }));
+    this.initializers.push(onnx.TensorProto.create({ name, dataType: FLOAT, dims: [], floatData: [value] }));
     return name;
   }
 
@@ -56,9 +43,9 @@ export class GraphBuilder {
     const out = outName ?? `${opType.toLowerCase()}_${this.counter++}`;
     const attribute = Object.entries(attrs).map(([name, v]) =>
       Array.isArray(v)
-        ? onnxProto().AttributeProto.create({ name, type: onnxProto().AttributeProto.AttributeType.INTS, ints: v })
-        : onnxProto().AttributeProto.create({ name, type: onnxProto().AttributeProto.AttributeType.INT, i: v }));
-    this.nodes.push(onnxProto().NodeProto.create({ opType, input: [...inputs], output: [out], attribute, name: out }));
+        ? onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: v })
+        : onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: v }));
+    this.nodes.push(onnx.NodeProto.create({ opType, input: [...inputs], output: [out], attribute, name: out }));
     return out;
   }
 
@@ -70,7 +57,6 @@ export class GraphBuilder {
   }
 
   encode(): Uint8Array {
-    const onnx = onnxProto();
     const graph = onnx.GraphProto.create({
       name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers,
     });
@@ -83,5 +69,5 @@ export class GraphBuilder {
 
 function valueInfo(name: string, elemType: number, dims: readonly Dim[]) {
   const dim = dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
-  return onnxProto().ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim } } } });
+  return onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim } } } });
 }
