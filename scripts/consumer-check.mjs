@@ -34,10 +34,10 @@ try {
   const project = join(work, 'project');
   mkdirSync(project);
   for (const f of readdirSync(here)) copyFileSync(join(here, f), join(project, f));
-  // Recent npm runs no dependency install script unless allowed: deny it (README), so that
+  // Recent npm runs no dependency install script unless allowed: deny the two (README), so that
   // install has nothing to warn about.
   writeFileSync(join(project, 'package.json'), JSON.stringify({
-    name: 'omni-worker-consumer', private: true, type: 'module', allowScripts: { 'onnxruntime-node': false },
+    name: 'omni-worker-consumer', private: true, type: 'module', allowScripts: { 'onnxruntime-node': false, protobufjs: false },
   }, null, 2));
   const typesNode = JSON.parse(readFileSync(join(root, 'node_modules/@types/node/package.json'), 'utf8')).version;
   step(`npm install the tarball (+ @types/node@${typesNode} for the typed consumer)`);
