@@ -41,7 +41,7 @@ describe('sde-scheduler in a rollout', () => {
       for (let b = 0; b < 2; b++) {
         const eps = new Float32Array(per);
         fillGaussian(s.seeds[b], 1 + s.index, eps);
-        // RL-MATH.md in float64
+        // docs/rl-math.md in float64
         const dt = s.sigmaNext - s.sigma;
         const stdT = 0.5 * Math.sqrt(s.sigma / (1 - (s.sigma === 1 ? seen[1].sigma : s.sigma)));
         const std = stdT * Math.sqrt(-dt);

@@ -1,4 +1,4 @@
-// The pure step maths of plugins/sde-scheduler against RL-MATH.md, re-derived here in float64.
+// The pure step maths of plugins/sde-scheduler against docs/rl-math.md, re-derived here in float64.
 import { describe, expect, it } from 'vitest';
 import { fillGaussian } from '../core/pipeline/seeded-noise.ts';
 import { flowMatchSigmas } from '../core/scheduler/flow-match.ts';
@@ -12,7 +12,7 @@ const vec = (seed: number, stream: number, n = N) => {
 };
 const sigmas = flowMatchSigmas({ steps: 10, shift: 3 });
 
-/** RL-MATH.md's "sde" step in float64, written out independently of the plugin. */
+/** docs/rl-math.md's "sde" step in float64, written out independently of the plugin. */
 function sdeRef(x: Float32Array, v: Float32Array, eps: Float32Array, i: number, a: number) {
   const s = sigmas[i], sn = sigmas[i + 1], dt = sn - s;
   const stdT = a * Math.sqrt(s / (1 - (s === 1 ? sigmas[1] : s)));

@@ -5,6 +5,7 @@ import type { SampleSpec, SamplingParams } from '../pipeline/types.ts';
 import { UNBOUNDED, fail, sampleCount, samplingParams, type RequestBounds } from './request-bounds.ts';
 
 import { CORE_REQUEST_KEYS } from '../request-options.ts';
+import { unknownRequestKey } from '../request-names.ts';
 
 const CORE_KEYS = new Set(CORE_REQUEST_KEYS);
 
@@ -69,8 +70,7 @@ function checkKeys(requests: readonly GenerateRequest[], claimed: ReadonlySet<st
     if (r === null || typeof r !== 'object') return;
     for (const k of Object.keys(r)) {
       if (!CORE_KEYS.has(k) && !claimed.has(k)) {
-        const known = [...new Set([...CORE_KEYS, ...claimed])].join(', ');
-        throw new Error(`request ${i}: option '${k}' is not read by core or any loaded plugin (known: ${known})`);
+        throw unknownRequestKey(i, k, [...new Set([...CORE_KEYS, ...claimed])]);
       }
     }
   });

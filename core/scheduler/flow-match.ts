@@ -1,4 +1,4 @@
-// Rectified-flow sigma schedule and the Euler (ODE) step (../shared/RL-MATH.md).
+// Rectified-flow sigma schedule and the Euler (ODE) step (docs/rl-math.md).
 
 export interface ScheduleOptions {
   steps: number;

@@ -1,4 +1,4 @@
-// plugins/sde-scheduler: stochastic steps with log-probs for RL rollouts (RL-MATH.md).
+// plugins/sde-scheduler: stochastic steps with log-probs for RL rollouts (docs/rl-math.md).
 // Request option `sde: { type: 'ode' | 'sde' | 'cps', noiseLevel?, window?: { size, range? },
 // windowStarts?, logProbs? }`; RPC `computeLogProbs(args)` rescoring a stored trajectory.
 // Without the option (or without this plugin) core's Euler step runs.

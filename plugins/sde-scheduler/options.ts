@@ -8,7 +8,7 @@ export const MAX_NOISE_LEVEL = 1;
 export const sdeOptionsSchema = z.object({
   type: z.enum(['ode', 'sde', 'cps']),
   /**
-   * a of RL-MATH.md; 0.7 by default for 'sde' and 'cps'. At most 1: 'cps' noise sin(a pi / 2)
+   * a of docs/rl-math.md; 0.7 by default for 'sde' and 'cps'. At most 1: 'cps' noise sin(a pi / 2)
    * folds back above 1, and an 'sde' step's mean turns the latents' sign near sigma = 1 from
    * a ~ 1.3 on a shift-3 schedule of 10 steps.
    */

@@ -1,8 +1,7 @@
 // computeLogProbs' arguments, checked: every error names the field. Locates each recorded
 // step in the schedule (from windowStarts, or by matching allTimesteps to sigmas * 1000).
 import { z } from 'zod';
-import { closest, distance } from 'fastest-levenshtein';
-import { describeZodError, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
+import { describeZodError, didYouMean as suggest, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
 import { DEFAULT_NOISE_LEVEL } from './plan.ts';
 import type { StochasticType } from './sde-step.ts';
 
@@ -57,9 +56,8 @@ const ARG_KEYS = [
 
 /** " (did you mean 'x'?)" when a known name is a likely typo of `key`. */
 function didYouMean(key: string, known: readonly string[]): string {
-  if (!known.length) return '';
-  const near = closest(key, [...known]);
-  return distance(key.toLowerCase(), near.toLowerCase()) <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${near}'?)` : '';
+  const near = suggest(key, known);
+  return near ? ` (did you mean '${near}'?)` : '';
 }
 
 /** Unknown keys of the arguments and of requestOptions, refused with the likely intended name. */

@@ -1,4 +1,4 @@
-// The stochastic flow-matching steps of ../shared/RL-MATH.md ("sde": Flow-GRPO; "cps": the
+// The stochastic flow-matching steps of docs/rl-math.md ("sde": Flow-GRPO; "cps": the
 // Flow-GRPO-Fast recipes) and their log-probabilities, on one sample's latents.
 // Float32 semantics: every intermediate is rounded (Math.fround) where PyTorch's float32 tensor
 // ops round, in the same order, so that trajectories and log-probs match a float32 PyTorch

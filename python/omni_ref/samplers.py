@@ -1,4 +1,4 @@
-"""Reference samplers of ../shared/RL-MATH.md, in float32 on CPU (deterministic).
+"""Reference samplers of docs/rl-math.md, in float32 on CPU (deterministic).
 
 Schedule: sigmas = linspace(1, 1/N, N) in float64, shifted sigma' = s*sigma/(1+(s-1)*sigma),
 cast to float32, terminal 0 appended (N+1 values). Timestep fed to the transformer:
