@@ -1,6 +1,33 @@
 // Consumer check (b): a typed consumer, checked by `tsc --noEmit` with strict and module nodenext
 // and no experimental decorators: the package's declarations must hold under these settings.
-import { createWorker, RolloutBatch, type GenerateRequest, type OmniWorker, type WorkerServices } from 'omni-worker';
+import { createWorker, definePlugin, RolloutBatch, type GenerateRequest, type LoadWeightsResult, type OmniWorker, type WorkerServices } from 'omni-worker';
+
+// A consumer's plugin adds its method to the typed method map by declaration merging.
+declare module 'omni-worker' {
+  interface OmniWorkerMethods {
+    stepsSeen(): number;
+  }
+}
+
+export const stepCounter = definePlugin({
+  name: 'step-counter',
+  apply({ hooks, declare }) {
+    let steps = 0;
+    hooks.afterStep.tap('step-counter', () => { steps++; });
+    declare.method('stepsSeen', () => steps);
+  },
+});
+
+/** Typed RPC from the package entry: results typed, wrong arguments refused. Type-checked only. */
+export async function typedRpc(worker: OmniWorker): Promise<number> {
+  const loaded: LoadWeightsResult = await worker.executeMethod('loadWeights', { source: 'transformer.safetensors', bucket: true });
+  const seen: number = await worker.executeMethod('stepsSeen');
+  // @ts-expect-error: loadWeights needs a source
+  await worker.executeMethod('loadWeights', { component: 'transformer' });
+  // @ts-expect-error: sleep levels are 1 and 2
+  await worker.executeMethod('sleep', { level: 3 });
+  return loaded.weightsVersion + seen;
+}
 
 const requests: GenerateRequest[] = [{ prompt: 'a blue square', numOutputsPerPrompt: 2, seed: 7, guidanceScale: 1 }];
 const seeds: Partial<WorkerServices> = { randomSeed: () => 42 };
