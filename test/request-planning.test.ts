@@ -67,6 +67,14 @@ describe('request planning over random mixes', () => {
     }));
   });
 
+  it('refuses, naming the request and key, any option that neither core nor a loaded plugin reads', () => {
+    fc.assert(fc.property(fc.array(request, { minLength: 1, maxLength: 5 }), fc.nat(), fc.constantFrom('capture', 'sde_typo', 'Steps'), (reqs, at, key) => {
+      const i = at % reqs.length;
+      const bad = reqs.map((r, k) => (k === i ? { ...r, [key]: true } : r));
+      expect(() => planBatches(bad, DEFAULTS, 4, CLAIMED, randomSeed)).toThrow(`request ${i}: option '${key}' is not read by core or any loaded plugin`);
+    }));
+  });
+
   it('refuses seeds that would repeat or are missing, with the request and field named', () => {
     const max = Number.MAX_SAFE_INTEGER;
     expect(() => expandRequests([{ prompt: 'x', seed: max - 1, numOutputsPerPrompt: 3 }], DEFAULTS, randomSeed)).toThrow(/request 0: seed = 9007199254740990 with 3 samples .*past 2\^53 - 1/);
