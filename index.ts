@@ -4,7 +4,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from './core/config/load-config.ts';
 import type { WorkerConfig, WorkerConfigInput } from './core/config/schema.ts';
-import { InlineExecutor, ThreadExecutor, type Executor, type RegistryRef } from './core/executor/executor.ts';
+import { InlineExecutor, ThreadExecutor, type CloseOptions, type Executor, type RegistryRef } from './core/executor/executor.ts';
 import type { WorkerEvents } from './core/events.ts';
 import type { GenerateRequest, RolloutData } from './core/protocol.ts';
 import { BUILTIN_PLUGINS } from './plugins/builtin.ts';
@@ -15,6 +15,7 @@ import type { ExecuteMethod, MethodArgs, MethodName, MethodResult } from './core
 
 export * from './core/public.ts';
 export { BUILTIN_PLUGINS };
+export type { CloseOptions };
 export { scoreArgsFromRollout } from './plugins/sde-scheduler/score-args.ts';
 // The built-in plugins' RPC argument and result types. Importing them also brings each plugin's
 // additions to OmniWorkerMethods (declaration merging) into the consumer's program.
@@ -59,7 +60,13 @@ export interface OmniWorker {
   /** Calls `name` on every worker; one result per worker (one worker for now). */
   collectiveRpc<N extends MethodName>(name: N, ...args: [] extends MethodArgs<N> ? [args?: MethodArgs<N>] : [args: MethodArgs<N>]): Promise<MethodResult<N>[]>;
   collectiveRpc<N extends string>(name: N extends MethodName ? never : N, args?: unknown[]): Promise<unknown[]>;
-  close(): Promise<void>;
+  /**
+   * Aborts rollouts in flight, runs plugins' close hooks, releases the sessions; past
+   * `timeoutMs` (10 s) the inference thread is terminated. Every pending and later call rejects
+   * with "the worker is closed". Concurrent calls share one close; it never rejects (problems
+   * come as 'log' warnings).
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /** With no model named, the embedded model; an error naming its path when it is missing. */
@@ -100,6 +107,6 @@ export async function createWorker(config?: WorkerConfigInput | WorkerConfig | s
     executeMethod: ((name: string, ...args: unknown[]) => executor.call(name, args)) as ExecuteMethod,
     executeMethodTransfer: ((name: string, args: unknown[], transfer: ArrayBuffer[]) => executor.call(name, args, transfer)) as OmniWorker['executeMethodTransfer'],
     collectiveRpc: (async (name: string, args: unknown[] = []) => [await executor.call(name, args)]) as OmniWorker['collectiveRpc'],
-    close: () => executor.close(),
+    close: (options) => executor.close(options),
   };
 }

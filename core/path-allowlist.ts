@@ -10,8 +10,9 @@
 // - once every symlink is resolved, the real path must still lie inside a root's real path;
 // - files are opened without following a last-moment symlink (O_NOFOLLOW).
 import { constants } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { openRegularFile } from './files/regular-file.ts';
 
 /** Whether `p` is `root` or lies below it (both absolute). */
 export function isInside(root: string, p: string): boolean {
@@ -96,7 +97,10 @@ export class PathAllowlist {
     }
     const realRoots = await this.realRoots();
     if (!realRoots.some((r) => isInside(r, real))) throw new Error(`${what}: '${p}' leads outside the allowed roots through a symlink (it resolves to ${real})`);
-    const fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // Not a regular file (a FIFO would block the open until a writer appears): refused before reading.
+    const fh = await openRegularFile(real, constants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`${what}: ${e.code === 'ENOTREGULAR' ? e.message : `cannot read ${p}: ${e.code ?? e.message}`}`);
+    });
     try {
       return await fh.readFile();
     } finally {

@@ -31,3 +31,4 @@ export { parseModuleRef } from './worker-wrapper/module-ref.ts';
 export { PathAllowlist, isInside, type AllowlistOptions } from './path-allowlist.ts';
 export { optionError, CORE_REQUEST_KEYS } from './request-options.ts';
 export { didYouMean, FOREIGN_REQUEST_NAMES } from './request-names.ts';
+export { assertRegularFile, openRegularFile } from './files/regular-file.ts';

@@ -51,6 +51,18 @@ export const workerConfigSchema = z.object({
   workerExtensionClasses: z.array(z.string().min(1)).default([]),
   /** Where inference runs: a worker thread (default) or the caller's thread (tests, tools). */
   executor: z.enum(['thread', 'inline']).default('thread'),
+  /** How long aborted rollouts (sleep({ mode: 'abort' }), close()) get to stop before the call reports them stuck. */
+  abortTimeoutMs: z.number().int().min(0).default(5000),
+  /**
+   * Node's worker resourceLimits for the inference thread: past them the thread dies with
+   * ERR_WORKER_OUT_OF_MEMORY and its calls reject with that error. Tensors live outside this heap.
+   */
+  threadResourceLimits: z.object({
+    maxOldGenerationSizeMb: z.number().positive().optional(),
+    maxYoungGenerationSizeMb: z.number().positive().optional(),
+    codeRangeSizeMb: z.number().positive().optional(),
+    stackSizeMb: z.number().positive().optional(),
+  }).strict().optional(),
 }).strict();
 
 export type WorkerConfigInput = z.input<typeof workerConfigSchema>;

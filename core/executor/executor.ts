@@ -9,12 +9,28 @@ import { WorkerWrapperBase } from '../worker-wrapper/worker-wrapper-base.ts';
 import { prepareDeviceEnvironment } from '../model/execution-provider.ts';
 import type { WorkerServices } from '../services.ts';
 import { reviveError, type FromThread, type ToThread } from './protocol.ts';
+import { guardProcessExit, NativeGate, unguardProcessExit } from './native-gate.ts';
+import { settlesWithin } from '../settles-within.ts';
+
+export interface CloseOptions {
+  /**
+   * How long the worker gets to close gracefully (abort rollouts, run close hooks, release
+   * sessions) before its thread is terminated. Default 10 000 ms.
+   */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+/** After a close times out: how long a native call in progress gets to return before close() settles. */
+const NATIVE_RETURN_WAIT_MS = 2_000;
+const CLOSED = 'the worker is closed';
 
 export interface Executor {
   readonly events: WorkerEvents;
   /** `transfer`: buffers under `args` that move to the inference thread instead of being copied. */
   call(method: string, args: unknown[], transfer?: ArrayBuffer[]): Promise<unknown>;
-  close(): Promise<void>;
+  /** Settles within `timeoutMs` (plus at most 2 s for a native call to return); later calls reject. */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export interface RegistryRef {
@@ -41,8 +57,11 @@ export class InlineExecutor implements Executor {
     return this.wrapper.executeMethod(method, ...args);
   }
 
-  close(): Promise<void> {
-    return this.wrapper.close();
+  /** Nothing can be terminated on the caller's own thread: past the timeout, close returns and warns. */
+  async close({ timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS }: CloseOptions = {}): Promise<void> {
+    if (!(await settlesWithin(this.wrapper.close(), timeoutMs))) {
+      this.events.emit('log', { level: 'warn', message: `close: the worker did not finish closing within ${timeoutMs} ms (a rollout or close hook is still running on this thread)` });
+    }
   }
 }
 
@@ -50,29 +69,43 @@ export class ThreadExecutor implements Executor {
   readonly events = new WorkerEvents();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;
-  private exited: Error | undefined;
+  /** Why calls are refused: the thread died, or close() began. */
+  private ended: Error | undefined;
+  private closing: Promise<void> | undefined;
+  private exited = false;
 
-  private constructor(private readonly thread: Worker) {}
+  private constructor(private readonly thread: Worker, private readonly gate: NativeGate) {
+    thread.once('exit', () => {
+      this.exited = true;
+      unguardProcessExit(gate);
+    });
+  }
 
   static start(config: WorkerConfig, registry: RegistryRef): Promise<ThreadExecutor> {
     prepareDeviceEnvironment(config.device, config.cudaTf32); // here: the thread's env is a copy
     const boot = fileURLToPath(new URL('./thread-boot.mjs', import.meta.url));
-    const thread = new Worker(boot, { workerData: { config, registryModule: registry.module, registryExport: registry.export } });
-    const executor = new ThreadExecutor(thread);
+    const gate = new NativeGate();
+    const thread = new Worker(boot, {
+      workerData: { config, registryModule: registry.module, registryExport: registry.export, gate: gate.buffer },
+      ...(config.threadResourceLimits ? { resourceLimits: config.threadResourceLimits } : {}),
+    });
+    guardProcessExit(gate);
+    const executor = new ThreadExecutor(thread, gate);
     return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(new Error(`the inference thread failed to start: ${e.message}`));
       const onExit = (code: number) => reject(new Error(`the inference thread exited with code ${code} before it was ready`));
-      thread.once('error', reject);
+      thread.once('error', onError);
       thread.once('exit', onExit);
       thread.on('message', (m: FromThread) => {
         if (m.kind === 'ready') {
           thread.off('exit', onExit);
-          thread.off('error', reject);
+          thread.off('error', onError);
           executor.listen();
+          thread.unref(); // idle: the caller's process may exit without close()
           resolve(executor);
         } else if (m.kind === 'failed') {
           thread.off('exit', onExit);
-          void thread.terminate();
-          reject(reviveError(m.error));
+          reject(reviveError(m.error)); // the thread exits by itself
         } else {
           executor.onMessage(m);
         }
@@ -81,43 +114,88 @@ export class ThreadExecutor implements Executor {
   }
 
   private listen(): void {
-    this.thread.on('error', (e) => this.fail(e));
-    this.thread.on('exit', (code) => this.fail(new Error(`the inference thread exited (code ${code})`)));
+    const gone = 'its model, weights and adapters are gone: create a new worker';
+    this.thread.on('error', (e: Error & { code?: string }) => this.end(new Error(`the inference thread died: ${e.message}${e.code ? ` (${e.code})` : ''}; ${gone}`)));
+    this.thread.on('exit', (code) => this.end(new Error(`the inference thread exited (code ${code}); ${gone}`)));
   }
 
-  private fail(e: Error): void {
-    this.exited ??= e;
-    for (const p of this.pending.values()) p.reject(e);
+  /** Rejects every pending call; later calls reject with the same reason (close() keeps its own). */
+  private end(reason: Error): void {
+    if (!this.closing) this.ended ??= reason;
+    const why = this.closing ? new Error(CLOSED) : this.ended!;
+    for (const p of this.pending.values()) p.reject(why);
     this.pending.clear();
   }
 
   private onMessage(m: FromThread): void {
     if (m.kind === 'event') {
+      // A listener's exception is the caller's own: it is thrown here as from any emitter.
       this.events.emit(m.name as WorkerEventName, m.payload as never);
     } else if (m.kind === 'result') {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
+      if (!this.pending.size && !this.closing) this.thread.unref();
       if (!p) return;
       if (m.ok) p.resolve(m.value);
       else p.reject(reviveError(m.error));
     }
   }
 
-  private send(message: ToThread, transfer: ArrayBuffer[] = []): Promise<unknown> {
-    if (this.exited) return Promise.reject(this.exited);
+  private request(message: ToThread, transfer: ArrayBuffer[] = []): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.pending.set(message.id, { resolve, reject });
-      this.thread.postMessage(message, transfer);
+      this.thread.ref(); // a call in flight keeps the process alive
+      try {
+        this.thread.postMessage(message, transfer);
+      } catch (e) {
+        this.pending.delete(message.id);
+        if (!this.pending.size && !this.closing) this.thread.unref();
+        reject(e);
+      }
     });
   }
 
   call(method: string, args: unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
-    return this.send({ kind: 'call', id: this.nextId++, method, args }, transfer);
+    if (this.ended) return Promise.reject(this.closing ? new Error(CLOSED) : this.ended);
+    return this.request({ kind: 'call', id: this.nextId++, method, args }, transfer);
   }
 
-  async close(): Promise<void> {
+  /** Concurrent calls share one close. */
+  close({ timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS }: CloseOptions = {}): Promise<void> {
+    return (this.closing ??= this.shutdown(timeoutMs));
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    const dead = this.exited || this.ended !== undefined;
+    this.ended = new Error(CLOSED);
+    if (dead) return;
+    this.thread.ref();
+    const reply = this.request({ kind: 'close', id: this.nextId++ });
+    if (!(await settlesWithin(reply, timeoutMs))) {
+      this.events.emit('log', { level: 'warn', message: `close: the worker did not finish closing within ${timeoutMs} ms (a rollout, pipeline or close hook still running); its thread was terminated` });
+    }
+    await this.stopThread();
+    this.end(this.ended);
+  }
+
+  /**
+   * Terminates the thread once no native ONNX Runtime call runs in it (stopping it inside one
+   * aborts the process). A call that outlasts the wait is left to return first; meanwhile the
+   * thread does not keep the process alive.
+   */
+  private async stopThread(): Promise<void> {
     if (this.exited) return;
-    await this.send({ kind: 'close', id: this.nextId++ });
-    await this.thread.terminate();
+    if (await this.gate.shut(NATIVE_RETURN_WAIT_MS)) {
+      await this.thread.terminate();
+      return;
+    }
+    this.thread.unref();
+    const poll = setInterval(() => {
+      if (this.gate.active === 0) {
+        clearInterval(poll);
+        void this.thread.terminate();
+      }
+    }, 50);
+    poll.unref();
   }
 }

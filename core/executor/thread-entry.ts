@@ -7,9 +7,11 @@ import { WORKER_EVENT_NAMES } from '../events.ts';
 import type { WorkerConfig } from '../config/schema.ts';
 import type { PluginRegistry } from '../plugin.ts';
 import { serializeError, transferables, type FromThread, type ToThread } from './protocol.ts';
+import { useNativeGate } from './native-gate.ts';
 
 const port = parentPort!;
-const { config, registryModule, registryExport } = workerData as { config: WorkerConfig; registryModule?: string; registryExport?: string };
+const { config, registryModule, registryExport, gate } = workerData as { config: WorkerConfig; registryModule?: string; registryExport?: string; gate: SharedArrayBuffer };
+useNativeGate(gate);
 const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 let wrapper: WorkerWrapperBase;
@@ -27,13 +29,8 @@ for (const name of WORKER_EVENT_NAMES) wrapper.events.on(name, (payload: unknown
 
 port.on('message', async (m: ToThread) => {
   if (m.kind === 'close') {
-    try {
-      await wrapper.close();
-      post({ kind: 'result', id: m.id, ok: true, value: null });
-    } catch (e) {
-      post({ kind: 'result', id: m.id, ok: false, error: serializeError(e) });
-    }
-    port.close();
+    await wrapper.close(); // never rejects: problems are reported as 'log' events
+    post({ kind: 'result', id: m.id, ok: true, value: null });
     return;
   }
   try {

@@ -1,5 +1,5 @@
 // The 'onnx' load format: a model folder (docs/model-folder.md).
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeZodError } from '../validation.ts';
 import { modelSpecSchema, tokenizerSpecSchema, COMPONENT_NAMES, type ComponentName } from './manifest.ts';
@@ -8,11 +8,12 @@ import type { WeightMap } from './weights.ts';
 import { graphInputTypes } from './graph-inputs.ts';
 import { readSafetensorsTensors, toFloat32 } from '../tensors/safetensors.ts';
 import type { DType, HostTensor } from '../tensors/tensor.ts';
+import { readRegularFile } from '../files/regular-file.ts';
 
 async function readJson(path: string, what: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readRegularFile(path)).toString('utf8');
   } catch (e) {
     throw new Error(`cannot read the ${what} ${path}: ${(e as Error).message}`);
   }
@@ -54,7 +55,7 @@ async function readGraph(path: string, component: string): Promise<Uint8Array> {
     if (size > MAX_GRAPH_BYTES) {
       throw new Error(`it is ${size} bytes, over ONNX's 2 GiB limit for one file: graphs take their weights as inputs from .safetensors (docs/model-folder.md)`);
     }
-    return await readFile(path);
+    return await readRegularFile(path);
   } catch (e) {
     throw new Error(`cannot read the ${component} graph ${path}: ${(e as Error).message}`);
   }

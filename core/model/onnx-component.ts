@@ -5,6 +5,7 @@ import { DATA_INPUTS, type ComponentName } from './manifest.ts';
 import { providerError, type DeviceName } from './execution-provider.ts';
 import type { WeightMap } from './weights.ts';
 import type { HostTensor, DType } from '../tensors/tensor.ts';
+import { nativeCall } from '../executor/native-gate.ts';
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   F32: 'float32', F16: 'float16', F64: 'float64', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
@@ -61,7 +62,7 @@ export class OnnxComponent {
   async open(): Promise<void> {
     if (this.session) return;
     try {
-      this.session = await ort.InferenceSession.create(this.graph, this.options);
+      this.session = await nativeCall(() => ort.InferenceSession.create(this.graph, this.options));
     } catch (e) {
       throw providerError(this.device, this.name, e);
     }
@@ -85,7 +86,8 @@ export class OnnxComponent {
     const lone = Object.values(data).every((t) => t.shape[0] === 1);
     const feeds: Record<string, ort.Tensor> = { ...this.weightFeeds(weights) };
     for (const [k, v] of Object.entries(data)) feeds[k] = toOrt(lone ? twoCopies(v) : v);
-    const out = await this.session.run(feeds);
+    const session = this.session;
+    const out = await nativeCall(() => session.run(feeds));
     const result: Record<string, HostTensor> = {};
     for (const [k, v] of Object.entries(out)) result[k] = lone ? firstRow(fromOrt(v)) : fromOrt(v);
     return result;
@@ -95,7 +97,7 @@ export class OnnxComponent {
     if (!this.session) return false;
     const s = this.session;
     this.session = undefined;
-    await s.release();
+    await nativeCall(() => s.release());
     return true;
   }
 

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { DTYPE_ARRAY, DTYPE_BYTES, numel, tensorBytes, type DType, type HostTensor } from './tensor.ts';
+import { openRegularFile } from '../files/regular-file.ts';
 
 export { fromFloat32, toFloat32 } from './dtype-convert.ts'; // weight loaders widen F16/BF16 through these
 
@@ -190,7 +191,7 @@ async function readFully(fh: FileHandle, into: Uint8Array, position: number): Pr
 
 /** Reads a whole file into memory and parses it; `get` then returns views into that buffer. */
 export async function readSafetensorsFile(path: string, opts: SafetensorsOptions = {}): Promise<SafetensorsFile> {
-  const fh = await open(path, 'r');
+  const fh = await openRegularFile(path);
   try {
     const size = (await fh.stat()).size;
     let bytes: Uint8Array;
@@ -209,7 +210,7 @@ export async function readSafetensorsFile(path: string, opts: SafetensorsOptions
 /** Opens a file reading only its header; tensors are read one by one (for files too big to hold). */
 export async function openSafetensorsFile(path: string, opts: SafetensorsOptions = {}): Promise<SafetensorsHandle> {
   assertLittleEndian();
-  const fh = await open(path, 'r');
+  const fh = await openRegularFile(path);
   try {
     const size = (await fh.stat()).size;
     const first8 = new Uint8Array(Math.min(8, size));

@@ -42,6 +42,7 @@ export class WorkerWrapperBase {
   readonly methods = { names: (): string[] => this.declarations.names('method').sort() };
   readonly plugins: WorkerPlugin[] = [];
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     readonly container: DependencyContainer,
@@ -139,11 +140,23 @@ export class WorkerWrapperBase {
     return this.declarations.get('method', name)(...args);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Concurrent calls share one close. It never rejects: the worker ends closed whatever a plugin
+   * does, and what went wrong is reported as 'log' warnings.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true;
-    await this.hooks.close.promise();
-    await this.container.dispose(); // disposes the DiffusionWorker: every session is released
+    const problems: string[] = [];
+    const report = (what: string) => (e: unknown) => { problems.push(`${what}: ${(e as Error)?.message ?? String(e)}`); };
+    // Rollouts stop before any close hook runs: a hook may release what they use.
+    await this.worker.drain('abort', { reason: 'the worker is closed' }).catch(report('rollouts in flight'));
+    await this.hooks.close.promise().catch(report('a close hook threw'));
+    await Promise.resolve().then(() => this.container.dispose()).catch(report('releasing the worker failed')); // disposes the DiffusionWorker: every session is released
+    for (const p of problems) this.events.emit('log', { level: 'warn', message: `close: ${p}` });
   }
 }
 

@@ -15,12 +15,15 @@ import type { Declarations } from '../worker-wrapper/declarations.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
 import type { WorkerServices } from '../services.ts';
 import { resolve as resolvePath } from 'node:path';
+import { settlesWithin } from '../settles-within.ts';
+
+const STUCK = 'a pipeline or plugin awaits a promise that never settles, or ignores the abort signal';
 
 /** Built by the composition root (core/container.ts). */
 export class DiffusionWorker {
   private loaded: LoadedModel | undefined;
   private status: WorkerState = 'loading';
-  private readonly inFlight = new Set<{ promise: Promise<unknown>; abort: AbortController }>();
+  private readonly inFlight = new Set<{ work: Promise<unknown>; abort: AbortController }>();
 
   constructor(
     readonly config: WorkerConfig,
@@ -102,24 +105,42 @@ export class DiffusionWorker {
    * Runs `work` as work in flight, like a rollout: drain (sleep, reInitPipeline, close) waits for
    * it, or aborts `signal` first. Plugins' model work (scoring) goes through here.
    */
-  async runInFlight<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    if (this.status === 'closed') throw new Error('the worker is closed');
+  runInFlight<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.status === 'closed') return Promise.reject(new Error('the worker is closed'));
     const abort = new AbortController();
-    const promise = work(abort.signal);
-    const entry = { promise, abort };
+    const work = run(abort.signal);
+    const entry = { work, abort };
     this.inFlight.add(entry);
-    try {
-      return await promise;
-    } finally {
-      this.inFlight.delete(entry);
-    }
+    const done = () => this.inFlight.delete(entry);
+    work.then(done, done); // in flight until the work itself stops, answered or not
+    // After an abort the call is answered within abortTimeoutMs, even by a pipeline that never settles.
+    return Promise.race([work, this.stuckAfterAbort(abort.signal, work)]);
   }
 
-  /** Waits for the work in flight (rollouts, scoring), or aborts it first. */
-  async drain(mode: 'wait' | 'abort'): Promise<number> {
+  private stuckAfterAbort(signal: AbortSignal, work: Promise<unknown>): Promise<never> {
+    const ms = this.config.abortTimeoutMs;
+    return new Promise((_, reject) => signal.addEventListener('abort', () => {
+      void settlesWithin(work, ms).then((stopped) => {
+        if (!stopped) reject(new Error(`rollout aborted (${(signal.reason as Error).message}) but still running after ${ms} ms (config abortTimeoutMs): ${STUCK}`));
+      });
+    }, { once: true }));
+  }
+
+  /**
+   * Waits for the work in flight (rollouts, scoring), or aborts it first. Aborted work gets
+   * `config.abortTimeoutMs` to stop; past it the drain fails (a pipeline or plugin that never
+   * settles), rather than hang.
+   */
+  async drain(mode: 'wait' | 'abort', { reason = 'aborted by sleep' }: { reason?: string } = {}): Promise<number> {
     const entries = [...this.inFlight];
-    if (mode === 'abort') for (const e of entries) e.abort.abort(new Error('aborted by sleep'));
-    await Promise.allSettled(entries.map((e) => e.promise));
+    if (mode === 'abort') for (const e of entries) e.abort.abort(new Error(reason));
+    const stopped = Promise.allSettled(entries.map((e) => e.work));
+    if (mode === 'wait') {
+      await stopped;
+    } else if (!(await settlesWithin(stopped, this.config.abortTimeoutMs))) {
+      const stuck = entries.filter((e) => this.inFlight.has(e)).length;
+      throw new Error(`${stuck} of ${entries.length} aborted rollout(s) still running after ${this.config.abortTimeoutMs} ms (config abortTimeoutMs): ${STUCK}`);
+    }
     return entries.length;
   }
 
@@ -141,7 +162,8 @@ export class DiffusionWorker {
   /** Called on container.dispose() (core/container.ts). */
   async dispose(): Promise<void> {
     if (this.status === 'closed') return;
-    await this.drain('abort');
+    // WorkerWrapperBase.close drained already; what still runs is stuck and is not waited for.
+    for (const e of this.inFlight) e.abort.abort(new Error('the worker is closed'));
     await this.releaseSessions();
     this.setState('closed');
   }

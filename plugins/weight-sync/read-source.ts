@@ -1,6 +1,6 @@
 // What loadWeights accepts, read into named tensors: a .safetensors path, .safetensors bytes, or
 // named tensors ({ dtype, shape, data }). Every problem is an error naming the source and the tensor.
-import { asTensor, parseSafetensors, readSafetensorsTensors, type HostTensor } from '../../core/public.ts';
+import { asTensor, assertRegularFile, parseSafetensors, readSafetensorsTensors, type HostTensor } from '../../core/public.ts';
 
 export type WeightSource = string | Uint8Array | Record<string, HostTensor>;
 
@@ -17,9 +17,11 @@ export async function readWeightSource(source: unknown): Promise<ReadTensors> {
     if (!source.endsWith('.safetensors')) throw new Error(`loadWeights: source path ${source} is not a .safetensors file`);
     let tensors;
     try {
+      await assertRegularFile(source); // a FIFO would block the read forever
       ({ tensors } = await readSafetensorsTensors(source)); // tensor by tensor: files over 2 GiB too
     } catch (e) {
-      throw new Error(`loadWeights: cannot read ${source}: ${(e as Error).message}`);
+      const err = e as NodeJS.ErrnoException;
+      throw new Error(`loadWeights: ${err.code === 'ENOTREGULAR' ? err.message : `cannot read ${source}: ${err.message}`}`);
     }
     return { tensors, owned: true, what: `file ${source}` };
   }
