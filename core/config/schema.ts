@@ -54,6 +54,11 @@ export const workerConfigSchema = z.object({
   /** How long aborted rollouts (sleep({ mode: 'abort' }), close()) get to stop before the call reports them stuck. */
   abortTimeoutMs: z.number().int().min(0).default(5000),
   /**
+   * How long a call may wait for the inference thread to take it up (only synchronous code, or one
+   * native step, holds it); past it the call is refused and never runs.
+   */
+  threadResponseTimeoutMs: z.number().int().positive().default(60_000),
+  /**
    * Node's worker resourceLimits for the inference thread: past them the thread dies with
    * ERR_WORKER_OUT_OF_MEMORY and its calls reject with that error. Tensors live outside this heap.
    */

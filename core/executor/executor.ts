@@ -10,6 +10,7 @@ import { prepareDeviceEnvironment } from '../model/execution-provider.ts';
 import type { WorkerServices } from '../services.ts';
 import { reviveError, type FromThread, type ToThread } from './protocol.ts';
 import { guardProcessExit, NativeGate, unguardProcessExit } from './native-gate.ts';
+import { StartWatch } from './start-watch.ts';
 import { settlesWithin } from '../settles-within.ts';
 
 export interface CloseOptions {
@@ -67,14 +68,19 @@ export class InlineExecutor implements Executor {
 
 export class ThreadExecutor implements Executor {
   readonly events = new WorkerEvents();
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
   private nextId = 1;
   /** Why calls are refused: the thread died, or close() began. */
   private ended: Error | undefined;
   private closing: Promise<void> | undefined;
   private exited = false;
 
-  private constructor(private readonly thread: Worker, private readonly gate: NativeGate) {
+  private constructor(
+    private readonly thread: Worker,
+    private readonly gate: NativeGate,
+    private readonly watch: StartWatch,
+    private readonly responseTimeoutMs: number,
+  ) {
     thread.once('exit', () => {
       this.exited = true;
       unguardProcessExit(gate);
@@ -85,12 +91,13 @@ export class ThreadExecutor implements Executor {
     prepareDeviceEnvironment(config.device, config.cudaTf32); // here: the thread's env is a copy
     const boot = fileURLToPath(new URL('./thread-boot.mjs', import.meta.url));
     const gate = new NativeGate();
+    const watch = new StartWatch();
     const thread = new Worker(boot, {
-      workerData: { config, registryModule: registry.module, registryExport: registry.export, gate: gate.buffer },
+      workerData: { config, registryModule: registry.module, registryExport: registry.export, gate: gate.buffer, watch: watch.buffer },
       ...(config.threadResourceLimits ? { resourceLimits: config.threadResourceLimits } : {}),
     });
     guardProcessExit(gate);
-    const executor = new ThreadExecutor(thread, gate);
+    const executor = new ThreadExecutor(thread, gate, watch, config.threadResponseTimeoutMs);
     return new Promise((resolve, reject) => {
       const onError = (e: Error) => reject(new Error(`the inference thread failed to start: ${e.message}`));
       const onExit = (code: number) => reject(new Error(`the inference thread exited with code ${code} before it was ready`));
@@ -132,13 +139,20 @@ export class ThreadExecutor implements Executor {
       // A listener's exception is the caller's own: it is thrown here as from any emitter.
       this.events.emit(m.name as WorkerEventName, m.payload as never);
     } else if (m.kind === 'result') {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      if (!this.pending.size && !this.closing) this.thread.unref();
+      const p = this.settle(m.id);
       if (!p) return;
       if (m.ok) p.resolve(m.value);
       else p.reject(reviveError(m.error));
     }
+  }
+
+  /** Takes a call out of the pending ones; an idle thread no longer keeps the process alive. */
+  private settle(id: number) {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    clearTimeout(p?.timer);
+    if (!this.pending.size && !this.closing) this.thread.unref();
+    return p;
   }
 
   private request(message: ToThread, transfer: ArrayBuffer[] = []): Promise<unknown> {
@@ -148,8 +162,7 @@ export class ThreadExecutor implements Executor {
       try {
         this.thread.postMessage(message, transfer);
       } catch (e) {
-        this.pending.delete(message.id);
-        if (!this.pending.size && !this.closing) this.thread.unref();
+        this.settle(message.id);
         reject(e);
       }
     });
@@ -157,7 +170,19 @@ export class ThreadExecutor implements Executor {
 
   call(method: string, args: unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.ended) return Promise.reject(this.closing ? new Error(CLOSED) : this.ended);
-    return this.request({ kind: 'call', id: this.nextId++, method, args }, transfer);
+    const id = this.nextId++;
+    const answer = this.request({ kind: 'call', id, method, args }, transfer);
+    const p = this.pending.get(id);
+    if (p) {
+      const ms = this.responseTimeoutMs;
+      p.timer = setTimeout(() => {
+        if (!this.watch.abandon(id)) return; // taken up in time: it runs to its answer
+        this.settle(id);
+        p.reject(new Error(`${method}: the inference thread did not take this call up within ${ms} ms (config threadResponseTimeoutMs): synchronous code in a pipeline or plugin blocks it; the call was not run (close() terminates the thread)`));
+      }, ms);
+      p.timer.unref();
+    }
+    return answer;
   }
 
   /** Concurrent calls share one close. */

@@ -8,9 +8,13 @@ import type { WorkerConfig } from '../config/schema.ts';
 import type { PluginRegistry } from '../plugin.ts';
 import { serializeError, transferables, type FromThread, type ToThread } from './protocol.ts';
 import { useNativeGate } from './native-gate.ts';
+import { StartWatch } from './start-watch.ts';
 
 const port = parentPort!;
-const { config, registryModule, registryExport, gate } = workerData as { config: WorkerConfig; registryModule?: string; registryExport?: string; gate: SharedArrayBuffer };
+const { config, registryModule, registryExport, gate, watch: watchBuffer } = workerData as {
+  config: WorkerConfig; registryModule?: string; registryExport?: string; gate: SharedArrayBuffer; watch: SharedArrayBuffer;
+};
+const watch = new StartWatch(watchBuffer);
 useNativeGate(gate);
 const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
@@ -31,6 +35,10 @@ port.on('message', async (m: ToThread) => {
   if (m.kind === 'close') {
     await wrapper.close(); // never rejects: problems are reported as 'log' events
     post({ kind: 'result', id: m.id, ok: true, value: null });
+    return;
+  }
+  if (!watch.begin(m.id)) {
+    post({ kind: 'result', id: m.id, ok: false, error: serializeError(new Error(`${m.method}: given up by the caller before the thread could take it up; not run`)) });
     return;
   }
   try {
