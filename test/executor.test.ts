@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createWorker } from '../index.ts';
-import type { PluginFactory } from '../core/plugin.ts';
+import { definePlugin } from '../core/plugin.ts';
 import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -70,7 +70,7 @@ describe('close', () => {
 
   it('stops the rollouts in flight before any close hook runs', async () => {
     const log: string[] = [];
-    const recorder: PluginFactory = () => ({
+    const recorder = definePlugin({
       name: 'recorder',
       apply({ hooks }) {
         hooks.afterStep.tap('recorder', () => { log.push('step'); });
