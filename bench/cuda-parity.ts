@@ -7,7 +7,7 @@ import { createWorker } from '../index.ts';
 
 const { values: args } = parseArgs({ options: { tf32: { type: 'boolean', default: false }, ode: { type: 'boolean', default: false }, devices: { type: 'string', default: 'cpu,cuda' } } });
 const devices = args.devices.split(',') as ('cpu' | 'cuda' | 'webgpu')[];
-const req = [{ prompt: 'a red circle at the top left', numOutputsPerPrompt: 4, seed: 3, ...(args.ode ? {} : { sde: { type: 'sde' }, capture: { logProbs: true } }) }];
+const req = [{ prompt: 'a red circle at the top left', numOutputsPerPrompt: 4, seed: 3, ...(args.ode ? {} : { sde: { type: 'sde' as const }, capture: { logProbs: true } }) }];
 const out: Record<string, { latents: Float32Array; logProbs?: Float32Array }> = {};
 for (const device of devices) {
   const w = await createWorker({ device, cudaTf32: args.tf32 });

@@ -48,6 +48,11 @@ describe('typed RPC', () => {
       ["const v: string = await w.executeMethod('getState');", false], // the result is typed
       ["void w.executeMethod('myOwnMethod', { anything: true });", true], // undeclared names stay open
       ["void w.generate([{ prompt: 'x', steps: 2 }]);", true],
+      // Plugins type their request keys too (GenerateRequest, by declaration merging).
+      ["void w.generate([{ prompt: 'x', sde: { type: 'sde', window: { size: 2, range: [0, 4] } }, capture: { logProbs: true }, lora: 'a' }]);", true],
+      ["void w.generate([{ prompt: 'x', sde: { type: 'langevin' } }]);", false],
+      ["void w.generate([{ prompt: 'x', capture: { latents: 'yes' } }]);", false],
+      ["void w.generate([{ prompt: 'x', lora: { scale: 0.5 } }]);", false],
     ];
     const source = `import type { OmniWorker } from '../index.ts';\nexport async function f(w: OmniWorker) {\n${lines.map(([l]) => `  ${l}`).join('\n')}\n}\n`;
     const file = join(ROOT, 'test', '__rpc_consumer__.ts');

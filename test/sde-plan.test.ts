@@ -5,7 +5,7 @@ import type { SampleSpec } from '../core/pipeline/types.ts';
 import { drawWindowStart, inWindow, planBatch, WINDOW_STREAM } from '../plugins/sde-scheduler/plan.ts';
 import { parseSdeOptions } from '../plugins/sde-scheduler/options.ts';
 
-const parse = (sde: unknown, extra: Record<string, unknown> = {}, steps = 10) => parseSdeOptions(sde, { prompt: 'x', sde, ...extra }, 3, steps);
+const parse = (sde: unknown, extra: Record<string, unknown> = {}, steps = 10) => parseSdeOptions(sde, { prompt: 'x', sde: sde as never, ...extra }, 3, steps);
 const samples = (seeds: number[]): SampleSpec[] => seeds.map((seed, k) => ({ requestIndex: 0, outputIndex: k, prompt: 'x', negativePrompt: '', seed, request: { prompt: 'x' } }));
 
 describe('sde option', () => {

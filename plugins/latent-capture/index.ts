@@ -4,12 +4,17 @@
 // sde-scheduler (a dependency: log-probs come from its stochastic steps); without an sde option
 // every step is recorded.
 import { definePlugin, tapOptions, type BatchContext, type HostTensor } from '../../core/public.ts';
-import { EMBEDDING_KEYS, parseCaptureOptions, plannedCaptureOutputs, type CaptureOptions } from './options.ts';
+import type { z } from 'zod';
+import { captureOptionsSchema, EMBEDDING_KEYS, parseCaptureOptions, plannedCaptureOutputs, type CaptureOptions } from './options.ts';
 import { TrajectoryRecorder } from './recorder.ts';
 
 export const PLUGIN_NAME = 'latent-capture';
 
 declare module '../../core/public.ts' {
+  interface GenerateRequest {
+    /** Which trajectory tensors the rollout returns. */
+    capture?: z.input<typeof captureOptionsSchema>;
+  }
   interface RolloutTensorKeys {
     /** [B, W+1, C, h, w]: the latents before the first recorded step and after each (capture.latents). */
     all_latents?: HostTensor;

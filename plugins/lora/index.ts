@@ -15,6 +15,10 @@ import { AdapterRegistry, type AdapterInfo } from './registry.ts';
 export const PLUGIN_NAME = 'lora';
 
 declare module '../../core/public.ts' {
+  interface GenerateRequest {
+    /** The adapter this request runs with: its name, or { name, scale = 1 }. */
+    lora?: string | { name: string; scale?: number } | null;
+  }
   interface OmniWorkerMethods {
     addLora(args: AddLoraArgs): AddLoraResult;
     /** Returns the adapters still loaded. */

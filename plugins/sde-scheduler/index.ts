@@ -5,7 +5,8 @@
 import { definePlugin, type BatchContext } from '../../core/public.ts';
 import { sdeBatchStep } from './batch-step.ts';
 import { getSdePlan, planBatch, recordedSteps, setSdePlan } from './plan.ts';
-import { batchSdeOptions } from './options.ts';
+import { batchSdeOptions, sdeOptionsSchema } from './options.ts';
+import type { z } from 'zod';
 import { computeLogProbs, type ScoreArgs, type ScoreResult } from './scoring.ts';
 
 export const PLUGIN_NAME = 'sde-scheduler';
@@ -25,6 +26,10 @@ declare module '../../core/public.ts' {
   interface RolloutSampleKeys {
     /** With a window: each sample's first stochastic step. */
     sde_window_start?: number[];
+  }
+  interface GenerateRequest {
+    /** Stochastic steps with log-probs (docs/rl-plugins.md). */
+    sde?: z.input<typeof sdeOptionsSchema>;
   }
   interface OmniWorkerMethods {
     /** Scoring mode: the log-probs of a stored trajectory, without sampling (docs/rl-plugins.md). */
