@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { createWorker } from '../index.ts';
 import { CUDA_PROVIDER_FILES, cudaRuntimeProblem, onnxRuntimeBinDir, prepareDeviceEnvironment } from '../core/model/execution-provider.ts';
-import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
+import { inlineWorker } from './support/inline-worker.ts';
 
 /** A folder holding stand-ins for the provider files (not ELF: ldd cannot tell, so only presence is checked). */
 function fakeProviderDir(): string {
@@ -27,7 +27,8 @@ const providerInstalled = CUDA_PROVIDER_FILES.every((f) => existsSync(join(onnxR
 
 describe('CUDA runtime check at worker start', () => {
   it.skipIf(providerInstalled)('a CUDA worker without the provider fails before loading, naming the setup command', async () => {
-    await expect(createWorker({ device: 'cuda', loadFormat: 'dummy', loadOptions: SMALL_DUMMY }))
+    // The model folder does not exist: the CUDA error, not a read error, shows the check came first.
+    await expect(createWorker({ device: 'cuda', model: join(tmpdir(), 'omni-no-such-model') }))
       .rejects.toThrow(/device 'cuda': ONNX Runtime's CUDA provider is not installed \(libonnxruntime_providers_cuda\.so, libonnxruntime_providers_shared\.so missing in .*\): run `npx omni-worker setup cuda`/);
   });
 

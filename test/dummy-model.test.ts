@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +68,15 @@ describe('omni-worker dummy-model', () => {
         expect(h.data).toEqual(rounded);
       }
     }
+  });
+
+  it('refuses a graph that is not ONNX, and one over ONNX\'s 2 GiB limit with an error that says where weights belong', async () => {
+    const dir = join(tmp('omni-dummy-'), 'model');
+    await dummyModelCommand({ out: dir, dtype: 'f32', ...ARCH });
+    writeFileSync(join(dir, 'decoder.onnx'), Uint8Array.of(0xff, 0xff, 0xff, 0xff));
+    await expect(loadModelFolder(dir)).rejects.toThrow(/the decoder graph .*decoder\.onnx is not an ONNX model/);
+    truncateSync(join(dir, 'transformer.onnx'), 2 ** 31 + 1); // sparse: no disk used
+    await expect(loadModelFolder(dir)).rejects.toThrow(/transformer graph .* is 2147483649 bytes, over ONNX's 2 GiB limit .*take their weights as inputs from \.safetensors/);
   });
 
   it('refuses bad arguments before writing anything', async () => {

@@ -73,7 +73,13 @@ export async function loadModelFolder(dir: string): Promise<ModelSource> {
   const present = COMPONENT_NAMES.filter((n) => spec.components[n]);
   const graphs: Partial<Record<ComponentName, Uint8Array>> = {};
   for (const n of present) graphs[n] = await readGraph(join(dir, spec.components[n]!.graph), n);
-  const inputTypes = Object.fromEntries(present.map((n) => [n, graphInputTypes(graphs[n]!)]));
+  const inputTypes = Object.fromEntries(present.map((n) => {
+    try {
+      return [n, graphInputTypes(graphs[n]!)];
+    } catch (e) {
+      throw new Error(`the ${n} graph ${join(dir, spec.components[n]!.graph)} is not an ONNX model: ${(e as Error).message}`);
+    }
+  }));
   const readAllWeights = async () => {
     const out: Partial<Record<ComponentName, WeightMap>> = {};
     for (const n of present) {
