@@ -24,7 +24,8 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '5' },
     out: { type: 'string' },
     tf32: { type: 'boolean', default: false }, // the worker's default is strict float32 (cudaTf32 off)
-    // graph optimization levels for the initializer session: 'all' folds the weight transposes at build
+    // graph optimization levels for the initializer session: 'all' folds the weight transposes at
+    // build (on the CPU); 'all-nofold' is 'all' without constant folding; 'basic', 'disabled'
     levels: { type: 'string', default: 'all' },
   },
 });
@@ -32,7 +33,9 @@ const device = args.device as DeviceName;
 const rows = Number(args.rows);
 const reps = Number(args.reps);
 prepareDeviceEnvironment(device, args.tf32!);
-const levels = args.levels!.split(',') as ('all' | 'basic' | 'disabled')[];
+const levels = args.levels!.split(',') as ('all' | 'all-nofold' | 'basic' | 'disabled')[];
+const NO_FOLDING = { optimization: { disable_specified_optimizers: 'ConstantFolding' } };
+const hostRssMB = () => Math.round(process.memoryUsage().rss / 1e6);
 
 function deviceMemoryMiB(): number | undefined {
   if (device !== 'cuda') return undefined;
@@ -133,9 +136,13 @@ for (const spec of args.models!.split(',')) {
   let initOut: Float32Array | undefined;
   let memInit, memBoth, memAfterSwap;
   for (const level of levels) {
-    const opts = { ...options, graphOptimizationLevel: level, externalData: ext.externalData };
+    const opts: ort.InferenceSession.SessionOptions = level === 'all-nofold'
+      ? { ...options, graphOptimizationLevel: 'all', extra: { ...options.extra, ...NO_FOLDING }, externalData: ext.externalData }
+      : { ...options, graphOptimizationLevel: level, externalData: ext.externalData };
+    const rssBefore = hostRssMB();
     let init!: ort.InferenceSession;
     const buildS = await timeIt(async () => { init = await ort.InferenceSession.create(ext.graph, opts); });
+    const hostRssGrowthMB = hostRssMB() - rssBefore; // what the session holds in host memory
     const runs = await timeRuns(init, data);
     initOut ??= (await init.run(data)).out_hidden_states.data as Float32Array;
     memInit ??= deviceMemoryMiB();
@@ -145,7 +152,7 @@ for (const spec of args.models!.split(',')) {
     await init.release();
     memAfterSwap ??= deviceMemoryMiB();
     await next.release();
-    initializers[level] = { buildS, stepS: median(runs), runs, updateBuildS };
+    initializers[level] = { buildS, stepS: median(runs), runs, updateBuildS, hostRssGrowthMB };
   }
   const first = initializers[levels[0]] as { buildS: number; stepS: number; updateBuildS: number };
 
@@ -163,7 +170,7 @@ for (const spec of args.models!.split(',')) {
   results.push(row);
   const perLevel = levels.map((l) => {
     const r = initializers[l] as { buildS: number; stepS: number; updateBuildS: number };
-    return `${l}: ${r.stepS.toFixed(4)} s/step, build ${r.buildS.toFixed(2)} s, update build ${r.updateBuildS.toFixed(2)} s`;
+    return `${l}: ${r.stepS.toFixed(4)} s/step, build ${r.buildS.toFixed(2)} s, update build ${r.updateBuildS.toFixed(2)} s, host RSS +${(r as { hostRssGrowthMB?: number }).hostRssGrowthMB} MB`;
   }).join('; ');
   console.log(`${hidden}x${layers} (${(weightBytes / 1e9).toFixed(2)} GB, ${rows} rows x ${h * h} tokens): ` +
     `inputs ${row.inputs.stepS.toFixed(4)} s/step (build ${inputsBuild.toFixed(2)} s) | initializers ${perLevel} | ` +
