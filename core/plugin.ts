@@ -67,8 +67,11 @@ export interface PluginApi {
     /** Returns how many were open. */
     releaseAll(): Promise<number>;
   };
-  /** Work in flight (rollouts, scoring): waits for it, or aborts it first; returns how much there was. */
-  drainRollouts(mode: 'wait' | 'abort'): Promise<number>;
+  /**
+   * Work in flight (rollouts, scoring): waits for it, or aborts it first (its error then ends with
+   * `reason`, "aborted by plugin '<name>'" by default); returns how much there was.
+   */
+  drainRollouts(mode: 'wait' | 'abort', reason?: string): Promise<number>;
   /**
    * Runs a plugin's model work (scoring, say) as work in flight, like a rollout: drainRollouts
    * (sleep, reInitPipeline) and close wait for it, or abort `signal` first.

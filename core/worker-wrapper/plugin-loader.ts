@@ -124,7 +124,7 @@ export function pluginApi(name: string, s: ApiSources): PluginApi {
       if (typeof value !== 'function') throw new Error(`${owner}: service '${service}' must be a function, got ${typeof value}`);
       s.container.register(TOKENS[service], { useValue: value });
     },
-    drainRollouts: (mode: 'wait' | 'abort') => worker.drain(mode),
+    drainRollouts: (mode: 'wait' | 'abort', reason = `aborted by plugin '${name}'`) => worker.drain(mode, { reason }),
     runInFlight: (work) => worker.runInFlight(work),
     pipeline: Object.freeze({
       get current() { return worker.runner.pipeline; },

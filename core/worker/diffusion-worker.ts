@@ -131,7 +131,7 @@ export class DiffusionWorker {
    * `config.abortTimeoutMs` to stop; past it the drain fails (a pipeline or plugin that never
    * settles), rather than hang.
    */
-  async drain(mode: 'wait' | 'abort', { reason = 'aborted by sleep' }: { reason?: string } = {}): Promise<number> {
+  async drain(mode: 'wait' | 'abort', { reason = 'aborted' }: { reason?: string } = {}): Promise<number> {
     const entries = [...this.inFlight];
     if (mode === 'abort') for (const e of entries) e.abort.abort(new Error(reason));
     const stopped = Promise.allSettled(entries.map((e) => e.work));

@@ -172,7 +172,7 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
     sleeping = true;
     try {
       api.state.set('sleeping', `level ${level}`);
-      const drained = await api.drainRollouts(mode);
+      const drained = await api.drainRollouts(mode, 'aborted by sleep');
       const weightsBytes = heldBytes();
       const host0 = await measureHost();
       const device0 = options.measureDevice ? await measureDevice() : undefined;
