@@ -7,6 +7,7 @@ import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CALLER = 'test/fixtures/faults/caller.ts';
+const FAULTS = fileURLToPath(new URL('./fixtures/faults', import.meta.url));
 
 /** Runs the caller script in a child process; resolves with its exit code and output. */
 function caller(...args: string[]): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
@@ -88,5 +89,14 @@ describe('close', () => {
     expect(await rollout).toMatch(/the worker is closed/);
     expect(log.indexOf('close hook')).toBeGreaterThan(0);
     expect(log.slice(log.indexOf('close hook'))).toEqual(['close hook']);
+  });
+
+  it('inline: close({ timeoutMs }) returns past the timeout with a warning when a close hook never settles', async () => {
+    const w = await createWorker({ ...config, executor: 'inline', baseDir: FAULTS, plugins: ['dummy-loader', { module: 'fault-plugin.ts', options: { close: 'hang' } }] });
+    const warnings: string[] = [];
+    w.events.on('log', (l) => warnings.push(l.message));
+    await w.close({ timeoutMs: 200 });
+    expect(warnings).toEqual(['close: the worker did not finish closing within 200 ms (a rollout or close hook is still running on this thread)']);
+    await expect(w.generate([{ prompt: 'x', steps: 1 }])).rejects.toThrow(/^the worker is closed$/);
   });
 });
