@@ -258,6 +258,7 @@ describe('computeLogProbs as work in flight: one weights version, drained like a
       await expect(score({ ...args, noiseLevle: 0.1 })).rejects.toThrow(/^computeLogProbs: unknown argument 'noiseLevle' \(did you mean 'noiseLevel'\?\); it takes allLatents, /);
       await expect(score({ ...args, guidance_scale: 1 })).rejects.toThrow(/unknown argument 'guidance_scale' \(did you mean 'guidanceScale'\?\)/);
       await expect(score({ ...args, temperature: 1 })).rejects.toThrow(/unknown argument 'temperature'; it takes/);
+      await expect(score({ ...args, noiseLevel: 1e6 })).rejects.toThrow(/noiseLevel.*must be at most 1/);
       await expect(score({ ...args, requestOptions: { lroa: 'policy' } })).rejects.toThrow("computeLogProbs: requestOptions.lroa is no plugin's request option (did you mean 'lora'?) (this worker's: ");
       await expect(score({ ...args, requestOptions: { adapter: 'policy' } })).rejects.toThrow(/requestOptions\.adapter is no plugin's request option \(this worker's: .*lora/);
       expect(held.calls).toBe(0);

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { describeZodError, didYouMean as suggest, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
 import { DEFAULT_NOISE_LEVEL } from './plan.ts';
+import { MAX_NOISE_LEVEL } from './options.ts';
 import type { StochasticType } from './sde-step.ts';
 
 export interface ScoreArgs {
@@ -80,7 +81,8 @@ function refuseUnknownKeys(args: Record<string, unknown>, keys: RequestKeys): vo
 const scalarsSchema = z.object({
   guidanceScale: z.number().finite().min(0),
   sdeType: z.enum(['sde', 'cps']),
-  noiseLevel: z.number().finite().positive().optional(),
+  // The rollout's own bound: a level no rollout could have used cannot be scored either.
+  noiseLevel: z.number().finite().positive().max(MAX_NOISE_LEVEL, `must be at most ${MAX_NOISE_LEVEL}, as in a rollout's sde.noiseLevel`).optional(),
   windowStarts: z.array(z.number().int().min(0)).optional(),
   requestOptions: z.record(z.string(), z.unknown()).optional(),
 }).passthrough(); // the tensors are checked by f32Arg, unknown keys by refuseUnknownKeys
