@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { resolveConfig } from './core/config/load-config.ts';
 import type { WorkerConfig, WorkerConfigInput } from './core/config/schema.ts';
 import { InlineExecutor, ThreadExecutor, type CloseOptions, type Executor, type RegistryRef } from './core/executor/executor.ts';
+import { DataParallelExecutor, workerConfigs } from './core/executor/data-parallel.ts';
 import type { WorkerEvents } from './core/events.ts';
 import type { GenerateRequest, RolloutData } from './core/protocol.ts';
 import { BUILTIN_PLUGINS } from './plugins/builtin.ts';
@@ -57,7 +58,7 @@ export interface OmniWorker {
    */
   executeMethodTransfer<N extends MethodName>(name: N, args: MethodArgs<N>, transfer: ArrayBuffer[]): Promise<MethodResult<N>>;
   executeMethodTransfer<N extends string>(name: N extends MethodName ? never : N, args: unknown[], transfer: ArrayBuffer[]): Promise<unknown>;
-  /** Calls `name` on every worker; one result per worker (one worker for now). */
+  /** Calls `name` on every worker; one result per worker (one per data-parallel worker). */
   collectiveRpc<N extends MethodName>(name: N, ...args: [] extends MethodArgs<N> ? [args?: MethodArgs<N>] : [args: MethodArgs<N>]): Promise<MethodResult<N>[]>;
   collectiveRpc<N extends string>(name: N extends MethodName ? never : N, args?: unknown[]): Promise<unknown[]>;
   /**
@@ -96,9 +97,12 @@ export async function createWorker(config?: WorkerConfigInput | WorkerConfig | s
     throw new Error(`createWorker: services (${Object.keys(services).join(', ')}) need executor 'inline', not '${resolved.executor}' ` +
       `(functions do not cross to the inference thread; a plugin can swap them with api.overrideService instead)`);
   }
-  const executor: Executor = resolved.executor === 'inline'
-    ? await InlineExecutor.start(resolved, BUILTIN_REF, services)
-    : await ThreadExecutor.start(resolved, BUILTIN_REF);
+  const configs = workerConfigs(resolved);
+  const executor: Executor = configs.length > 1
+    ? await DataParallelExecutor.start(configs, BUILTIN_REF)
+    : resolved.executor === 'inline'
+      ? await InlineExecutor.start(configs[0], BUILTIN_REF, services)
+      : await ThreadExecutor.start(configs[0], BUILTIN_REF);
   return {
     config: resolved,
     events: executor.events,
@@ -106,7 +110,9 @@ export async function createWorker(config?: WorkerConfigInput | WorkerConfig | s
     // The overloads are the types; underneath, one call by name.
     executeMethod: ((name: string, ...args: unknown[]) => executor.call(name, args)) as ExecuteMethod,
     executeMethodTransfer: ((name: string, args: unknown[], transfer: ArrayBuffer[]) => executor.call(name, args, transfer)) as OmniWorker['executeMethodTransfer'],
-    collectiveRpc: (async (name: string, args: unknown[] = []) => [await executor.call(name, args)]) as OmniWorker['collectiveRpc'],
+    collectiveRpc: (async (name: string, args: unknown[] = []) => executor instanceof DataParallelExecutor
+      ? executor.collective(name, args)
+      : [await executor.call(name, args)]) as OmniWorker['collectiveRpc'],
     close: (options) => executor.close(options),
   };
 }

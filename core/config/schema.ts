@@ -22,6 +22,15 @@ export const workerConfigSchema = z.object({
   /** Options of the load format (the dummy architecture, say). */
   loadOptions: z.record(z.string(), z.unknown()).default({}),
   device: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
+  /** CUDA: the GPU's index (ONNX Runtime's device_id); 0 when absent. */
+  deviceId: z.number().int().min(0).optional(),
+  /**
+   * Data parallel: one worker per entry ('cpu', 'cuda:0', 'cuda:1', ...), a generate call split
+   * across them by samples (docs/fleet.md). Replaces `device` and `deviceId`.
+   */
+  devices: z.array(z.string().regex(/^(cpu|webgpu|cuda(:\d+)?)$/, "must be 'cpu', 'webgpu', 'cuda' or 'cuda:N'")).min(1).optional(),
+  /** Data parallel on one `device` (cpu): this many workers. 1 by default. */
+  dataParallelSize: z.number().int().positive().default(1),
   /** CUDA: allow TF32 matmuls (faster, ~1e-2 off float32); strict float32 by default. */
   cudaTf32: z.boolean().default(false),
   /** ONNX Runtime intra-op threads; ONNX Runtime's default when absent. */

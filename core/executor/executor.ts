@@ -75,6 +75,11 @@ export class ThreadExecutor implements Executor {
   private closing: Promise<void> | undefined;
   private exited = false;
 
+  /** Why the thread died (not set by close()): the data-parallel executor restarts on it. */
+  get death(): Error | undefined {
+    return this.closing ? undefined : this.ended;
+  }
+
   private constructor(
     private readonly thread: Worker,
     private readonly gate: NativeGate,

@@ -8,9 +8,10 @@ import type { InferenceSession } from 'onnxruntime-node';
 
 export type DeviceName = 'cpu' | 'cuda' | 'webgpu';
 
-export function sessionOptions(device: DeviceName, threads: number | undefined): InferenceSession.SessionOptions {
+export function sessionOptions(device: DeviceName, threads: number | undefined, deviceId?: number): InferenceSession.SessionOptions {
   const options: InferenceSession.SessionOptions = {
-    executionProviders: [device],
+    // One GPU of several (data parallel): ONNX Runtime's device_id.
+    executionProviders: [device === 'cuda' && deviceId !== undefined ? { name: 'cuda', deviceId } : device],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3, // errors only: ORT's warnings about graph rewrites are noise to users
     // No busy-waiting between runs: idle ONNX Runtime threads would otherwise spin and take cores

@@ -51,7 +51,7 @@ export class DiffusionWorker {
 
   /** Loads the model through the loader that answers config.loadFormat, and opens sessions. */
   async loadModel(): Promise<LoadedModel> {
-    const { loadFormat, loadOptions, device, threads } = this.config;
+    const { loadFormat, loadOptions, device, threads, deviceId } = this.config;
     const model = this.config.model ? resolvePath(this.config.baseDir ?? '.', this.config.model) : '';
     const owner = this.declarations.ownerOf('loadFormat', loadFormat);
     if (!owner) throw this.declarations.unknown('loadFormat', loadFormat);
@@ -62,7 +62,7 @@ export class DiffusionWorker {
     }
     // Before any session opens or weight is installed: a refused model leaves nothing behind.
     const graphBounds = checkModel(source);
-    const options = sessionOptions(device, threads);
+    const options = sessionOptions(device, threads, deviceId);
     const components: Partial<Record<ComponentName, OnnxComponent>> = {};
     const weights: WeightSet = {};
     for (const name of COMPONENT_NAMES) {
