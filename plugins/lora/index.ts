@@ -15,6 +15,10 @@ import { AdapterRegistry, type AdapterInfo } from './registry.ts';
 export const PLUGIN_NAME = 'lora';
 
 declare module '../../core/public.ts' {
+  interface RolloutMetaKeys {
+    /** The adapter the batch ran with (per sample in non_tensor_batch when a call mixes them). */
+    lora?: { name: string; scale: number };
+  }
   interface GenerateRequest {
     /** The adapter this request runs with: its name, or { name, scale = 1 }. */
     lora?: string | { name: string; scale?: number } | null;
