@@ -3,6 +3,7 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { generateCommand } from './generate.ts';
 import { dummyModelCommand } from './dummy-model.ts';
 import { setupCuda } from './setup-cuda.ts';
+import { serveCommand } from './serve.ts';
 
 function int(name: string, min: number) {
   return (v: string) => {
@@ -51,6 +52,17 @@ export function buildProgram(): Command {
       const m = await dummyModelCommand(opts);
       console.log(`wrote ${m.dir}: ${m.parameters.toLocaleString('en-US')} parameters, ${(m.weightBytes / 1e9).toFixed(3)} GB of weights (${m.files.join(', ')})`);
     });
+  program.command('serve')
+    .description('serve the worker over HTTP to trainers (vLLM-style RL routes; docs/serve.md)')
+    .option('--config <file>', 'worker config (YAML or JSON); the embedded model when absent')
+    .option('--host <addr>', 'address to bind; other than loopback needs --token', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free port)', int('--port', 0), 8000)
+    .option('--token <t>', 'bearer token every route but /health asks for (or OMNI_WORKER_TOKEN)')
+    .option('--coalesce-ms <ms>', 'how long an idle worker waits for concurrent rollout calls to merge', float('--coalesce-ms'))
+    .option('--max-queued-samples <n>', 'samples waiting at most before 429 Retry-After', int('--max-queued-samples', 1))
+    .option('--weight-roots <dirs...>', 'folders /update_weights_from_path may read (default /dev/shm and the temp folder)')
+    .option('--log', 'log each request (fastify logger)', false)
+    .action(async (opts) => { await serveCommand(opts); });
   program.command('setup')
     .description("install a device's runtime: `setup cuda` puts ONNX Runtime's CUDA provider in place from the npm registry")
     .addArgument(new Argument('<target>', 'what to set up').choices(['cuda']))

@@ -96,8 +96,11 @@ function parseEntry(name: string, raw: unknown, dataBytes: number): SafetensorsT
   return { dtype: dtype as DType, shape: [...(shape as number[])], begin, end };
 }
 
-/** Parses and validates the JSON header against a data buffer of `dataBytes` bytes. */
-function parseHeader(header: Uint8Array, dataBytes: number): { metadata: Record<string, string>; infos: Map<string, SafetensorsTensorInfo> } {
+/**
+ * Parses and validates the JSON header against a data buffer of `dataBytes` bytes; for readers
+ * that receive the data as a stream (tensors in data-buffer order, then read one by one).
+ */
+export function parseSafetensorsHeader(header: Uint8Array, dataBytes: number): { metadata: Record<string, string>; infos: Map<string, SafetensorsTensorInfo> } {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(header);
@@ -162,7 +165,7 @@ export function parseSafetensors(bytes: Uint8Array, opts: SafetensorsOptions = {
   assertLittleEndian();
   const n = headerLength(bytes, bytes.length, opts);
   const dataStart = 8 + n;
-  const { metadata, infos } = parseHeader(bytes.subarray(8, dataStart), bytes.length - dataStart);
+  const { metadata, infos } = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart);
   const index = makeIndex(metadata, infos);
   return {
     ...index,
@@ -218,7 +221,7 @@ export async function openSafetensorsFile(path: string, opts: SafetensorsOptions
     const n = headerLength(first8, size, opts);
     const header = new Uint8Array(n);
     await readFully(fh, header, 8);
-    const { metadata, infos } = parseHeader(header, size - 8 - n);
+    const { metadata, infos } = parseSafetensorsHeader(header, size - 8 - n);
     const index = makeIndex(metadata, infos);
     return {
       ...index,
