@@ -82,8 +82,7 @@ export async function buildServer(worker: OmniWorker, input: ServeOptionsInput =
     await app.register(bearerAuth, {
       keys: new Set([options.token]),
       addHook: false,
-      verifyErrorLogLevel: '',
-      errorResponse: (err: Error) => ({ error: { message: `${err.message}: send Authorization: Bearer <token>`, field: 'authorization' } }) as never,
+      verifyErrorLogLevel: '', // refusals reach errorHandler (one error shape)
     });
     app.addHook('onRequest', (request, reply, done) => {
       if (OPEN_PATHS.has(request.url.split('?')[0])) return done();

@@ -42,6 +42,9 @@ export function errorHandler(error: FastifyError | HttpError, _request: FastifyR
   if (error instanceof HttpError) return sendError(reply, error);
   const status = (error as FastifyError).statusCode ?? 500;
   if (status >= 500) return sendError(reply, new HttpError(status, undefined, error.message));
+  if (error.code?.startsWith('FST_BEARER_AUTH')) {
+    return sendError(reply, new HttpError(401, 'authorization', `${error.message}: send Authorization: Bearer <token>`));
+  }
   // Schema errors: "body/0/prompt must be string" -> field "[0].prompt".
   const validation = (error as FastifyError).validation?.[0];
   const field = validation

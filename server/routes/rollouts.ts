@@ -46,7 +46,7 @@ function asJson(batch: RolloutBatch, limit: number) {
     throw new HttpError(413, 'format', `the rollout holds ${bytes} tensor bytes, over the ${limit} a ?format=json answer may hold: ask for safetensors (the default)`);
   }
   return {
-    batch: Object.fromEntries(Object.entries(batch.batch).map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: Array.from(t.data as ArrayLike<number>) }])),
+    batch: Object.fromEntries(Object.entries(batch.batch).map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: Array.from(t.data as ArrayLike<number | bigint>, Number) }])),
     non_tensor_batch: batch.nonTensorBatch,
     meta_info: batch.metaInfo,
   };
