@@ -10,7 +10,7 @@ import { RolloutCoalescer } from '../server/coalescer.ts';
 import { HttpError } from '../server/http-error.ts';
 import { SMALL_DUMMY } from './support/inline-worker.ts';
 
-const SDE = { type: 'sde', noiseLevel: 0.7, window: { size: 2, range: [0, 3] } };
+const SDE = { type: 'sde' as const, noiseLevel: 0.7, window: { size: 2, range: [0, 3] as [number, number] } };
 const LAYOUTS: Record<string, Partial<GenerateRequest>> = {
   plain: { steps: 2 },
   sde: { steps: 3, sde: SDE, capture: { latents: true, timesteps: true, logProbs: true } },

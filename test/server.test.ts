@@ -15,7 +15,7 @@ import { asRecord, dummyWeights, expectDifferentRollout, expectSameRollout } fro
 
 const SDE_GROUP = {
   prompt: 'a red circle', numOutputsPerPrompt: 3, seed: 2, steps: 4,
-  sde: { type: 'sde', noiseLevel: 0.7, window: { size: 2, range: [0, 3] } },
+  sde: { type: 'sde' as const, noiseLevel: 0.7, window: { size: 2, range: [0, 3] as [number, number] } },
   capture: { latents: true, timesteps: true, logProbs: true },
 };
 
