@@ -1,0 +1,48 @@
+// The published package as npm packs it (without building: dist/ is the consumer check's job),
+// and the inference thread's boot file choosing compiled code when it sits beside it.
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { EMBEDDED_MODEL_DIR } from '../index.ts';
+import { DEFAULT_REWARDS_DIR } from '../rewards/index.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+describe('the package', () => {
+  const packed = (): string[] => {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return (JSON.parse(out.replace(/^[^[]*/s, '')) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
+  };
+
+  it('ships the files the code finds at run time, and no tests, sources, fixtures, Python or bench results', () => {
+    const files = packed();
+    const needed = [
+      ...readdirSync(EMBEDDED_MODEL_DIR).map((f) => relative(root, join(EMBEDDED_MODEL_DIR, f))),
+      ...['scene-classifier.onnx', 'scene-classifier.json'].map((f) => relative(root, join(DEFAULT_REWARDS_DIR, f))),
+      'bin/omni-worker.js', 'LICENSE', 'README.md', 'package.json',
+    ];
+    expect(needed.filter((f) => !files.includes(f))).toEqual([]);
+    const stray = files.filter((f) => !f.startsWith('dist/') && !needed.includes(f) && !/^(docs|rewards)\/[\w-]+\.md$|^models\/shapes-dit\//.test(f));
+    expect(stray).toEqual([]);
+  });
+});
+
+describe('the inference thread boot file', () => {
+  it('runs the compiled thread-entry.js beside it, without tsx', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omni-boot-'));
+    try {
+      copyFileSync(fileURLToPath(new URL('../core/executor/thread-boot.mjs', import.meta.url)), join(dir, 'thread-boot.mjs'));
+      writeFileSync(join(dir, 'thread-entry.js'), "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage('compiled entry');\n");
+      const thread = new Worker(join(dir, 'thread-boot.mjs'));
+      const message = await new Promise((resolve, reject) => { thread.once('message', resolve); thread.once('error', reject); });
+      await thread.terminate();
+      expect(message).toBe('compiled entry');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
