@@ -10,7 +10,7 @@
 // - once every symlink is resolved, the real path must still lie inside a root's real path;
 // - files are opened without following a last-moment symlink (O_NOFOLLOW).
 import { constants } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { openRegularFile } from './files/regular-file.ts';
 
@@ -88,6 +88,16 @@ export class PathAllowlist {
 
   /** Reads a file of an allowed folder; the file itself may not be a symlink leading out. */
   async readFile(folder: string, name: string, what: string): Promise<Buffer> {
+    const fh = await this.open(folder, name, what);
+    try {
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Opens a file of an allowed folder for reading (checked as readFile checks); the caller closes it. */
+  async open(folder: string, name: string, what: string): Promise<FileHandle> {
     const p = join(folder, name);
     let real: string;
     try {
@@ -98,13 +108,8 @@ export class PathAllowlist {
     const realRoots = await this.realRoots();
     if (!realRoots.some((r) => isInside(r, real))) throw new Error(`${what}: '${p}' leads outside the allowed roots through a symlink (it resolves to ${real})`);
     // Not a regular file (a FIFO would block the open until a writer appears): refused before reading.
-    const fh = await openRegularFile(real, constants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
+    return openRegularFile(real, constants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
       throw new Error(`${what}: ${e.code === 'ENOTREGULAR' ? e.message : `cannot read ${p}: ${e.code ?? e.message}`}`);
     });
-    try {
-      return await fh.readFile();
-    } finally {
-      await fh.close();
-    }
   }
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -273,6 +273,15 @@ describe('files of any size', () => {
       expect(t).toEqual(tensors[name as keyof typeof tensors]);
       expect(t.data.buffer.byteLength).toBe(t.data.byteLength); // its own buffer, not a view into the file
     }
+  });
+
+  it('reads from a handle opened elsewhere (a path allowlist) and closes it', async () => {
+    const path = join(dir, 'by-handle.safetensors');
+    await writeSafetensorsFile(path, { x: { dtype: 'F32', shape: [2], data: Float32Array.of(3, 4) } });
+    const fh = await open(path, 'r');
+    const { tensors } = await readSafetensorsTensors(fh);
+    expect(tensors).toEqual([['x', { dtype: 'F32', shape: [2], data: Float32Array.of(3, 4) }]]);
+    await expect(fh.stat()).rejects.toThrow(/closed|EBADF/);
   });
 
   it('opens a file whose logical size is over 2 GiB (sparse) and reads a tensor by its offset', async () => {

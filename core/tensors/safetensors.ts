@@ -210,10 +210,13 @@ export async function readSafetensorsFile(path: string, opts: SafetensorsOptions
   }
 }
 
-/** Opens a file reading only its header; tensors are read one by one (for files too big to hold). */
-export async function openSafetensorsFile(path: string, opts: SafetensorsOptions = {}): Promise<SafetensorsHandle> {
+/**
+ * Opens a file reading only its header; tensors are read one by one (for files too big to hold).
+ * `file` is a path, or a handle already opened (by a path allowlist, say), closed by `close()`.
+ */
+export async function openSafetensorsFile(file: string | FileHandle, opts: SafetensorsOptions = {}): Promise<SafetensorsHandle> {
   assertLittleEndian();
-  const fh = await openRegularFile(path);
+  const fh = typeof file === 'string' ? await openRegularFile(file) : file;
   try {
     const size = (await fh.stat()).size;
     const first8 = new Uint8Array(Math.min(8, size));
@@ -244,8 +247,8 @@ export async function openSafetensorsFile(path: string, opts: SafetensorsOptions
  * at its offset): peak memory is the tensors' bytes, never a whole-file buffer, so files over
  * Node's 2 GiB readFile limit load too. In data-buffer order.
  */
-export async function readSafetensorsTensors(path: string, opts: SafetensorsOptions = {}): Promise<{ metadata: Record<string, string>; tensors: [string, HostTensor][] }> {
-  const handle = await openSafetensorsFile(path, opts);
+export async function readSafetensorsTensors(file: string | FileHandle, opts: SafetensorsOptions = {}): Promise<{ metadata: Record<string, string>; tensors: [string, HostTensor][] }> {
+  const handle = await openSafetensorsFile(file, opts);
   try {
     const tensors: [string, HostTensor][] = [];
     for (const name of handle.names) tensors.push([name, await handle.read(name)]);

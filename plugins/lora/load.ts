@@ -1,6 +1,6 @@
 // addLora's sources: a PEFT folder (through the path allowlist) or the trainer's in-memory
 // tensors (named tensors or safetensors bytes) with a config object.
-import { asTensor, parseSafetensors, type HostTensor, type PathAllowlist } from '../../core/public.ts';
+import { asTensor, parseSafetensors, readSafetensorsTensors, type HostTensor, type PathAllowlist } from '../../core/public.ts';
 
 export interface AdapterFiles {
   config: unknown;
@@ -18,8 +18,14 @@ export async function readAdapterFolder(allow: PathAllowlist, path: string): Pro
   } catch (e) {
     throw new Error(`addLora: ${folder}/adapter_config.json is not valid JSON: ${(e as Error).message}`);
   }
-  const bytes = await allow.readFile(folder, 'adapter_model.safetensors', 'addLora');
-  return { config, tensors: parseTensors(bytes, `${folder}/adapter_model.safetensors`), origin: folder };
+  const file = await allow.open(folder, 'adapter_model.safetensors', 'addLora');
+  let tensors: [string, HostTensor][];
+  try {
+    ({ tensors } = await readSafetensorsTensors(file)); // tensor by tensor: any size; closes the file
+  } catch (e) {
+    throw new Error(`addLora: ${folder}/adapter_model.safetensors: ${(e as Error).message}`);
+  }
+  return { config, tensors, origin: folder };
 }
 
 export function readAdapterMemory(config: unknown, tensors: unknown): AdapterFiles {
