@@ -4,6 +4,7 @@ import { generateCommand } from './generate.ts';
 import { dummyModelCommand } from './dummy-model.ts';
 import { setupCuda } from './setup-cuda.ts';
 import { serveCommand } from './serve.ts';
+import { fleetWorkerCommand } from './fleet-worker.ts';
 
 function int(name: string, min: number) {
   return (v: string) => {
@@ -75,6 +76,16 @@ export function buildProgram(): Command {
       } else {
         console.log("ready: set `device: cuda` in the worker config");
       }
+    });
+  program.command('fleet-worker')
+    .description('serve a NATS JetStream fleet: pull rollout parts, apply weight versions, answer broadcasts (docs/fleet.md)')
+    .requiredOption('--nats <url>', 'NATS server URL(s), comma-separated (nats-server -js)')
+    .option('--config <file>', 'worker config (YAML or JSON); the embedded model when absent')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (overrides the config)', int('--threads', 1))
+    .option('--id <id>', 'registry id (host-pid-random by default)')
+    .option('--fleet-options <json>', 'fleet timings as JSON (ackWaitMs, heartbeatMs, ...; docs/fleet.md)')
+    .action(async (opts) => {
+      await fleetWorkerCommand(opts, (line) => console.log(line));
     });
   return program;
 }

@@ -21,9 +21,24 @@ export interface CallPart {
  * Sample counts and seeds are checked first (errors name the request); a request without seeds
  * gets a random first seed here, so that every part agrees on it.
  */
-export function splitBySamples(requests: readonly GenerateRequest[], parts: number, limits: Limits, randomSeed: () => number = () => randomInt(0, 2 ** 47)): CallPart[] {
+export function splitBySamples(requests: readonly GenerateRequest[], parts: number, limits: Limits, randomSeed: () => number = defaultSeed): CallPart[] {
+  const samples = samplesOf(requests, limits, randomSeed);
+  return cut(requests, samples, Math.min(parts, samples.length));
+}
+
+/** Parts of at most `maxSamples` samples each, near-equal. */
+export function splitBySize(requests: readonly GenerateRequest[], maxSamples: number, limits: Limits, randomSeed: () => number = defaultSeed): CallPart[] {
+  const samples = samplesOf(requests, limits, randomSeed);
+  return cut(requests, samples, Math.ceil(samples.length / maxSamples));
+}
+
+const defaultSeed = () => randomInt(0, 2 ** 47);
+
+interface Sample { request: number; seed: number }
+
+function samplesOf(requests: readonly GenerateRequest[], limits: Limits, randomSeed: () => number): Sample[] {
   if (!Array.isArray(requests) || requests.length === 0) throw new Error('generate needs a non-empty array of requests');
-  const samples: { request: number; seed: number }[] = [];
+  const samples: Sample[] = [];
   requests.forEach((r, i) => {
     if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new Error(`request ${i}: request must be an object`);
     const n = sampleCount(i, r, limits);
@@ -33,7 +48,10 @@ export function splitBySamples(requests: readonly GenerateRequest[], parts: numb
     const base = r.seeds ? 0 : (r.seed ?? randomSeed());
     for (let k = 0; k < n; k++) samples.push({ request: i, seed: r.seeds ? r.seeds[k] : base + k });
   });
-  const count = Math.min(parts, samples.length);
+  return samples;
+}
+
+function cut(requests: readonly GenerateRequest[], samples: readonly Sample[], count: number): CallPart[] {
   const out: CallPart[] = [];
   for (let p = 0; p < count; p++) {
     const start = Math.floor((p * samples.length) / count);
