@@ -3,7 +3,7 @@
 // gone, so that a supervisor (systemd, Kubernetes) starts a fresh one.
 import { FleetWorker } from '../fleet/fleet-worker.ts';
 import { resolveConfig } from '../core/config/load-config.ts';
-import type { FleetOptionsInput } from '../fleet/options.ts';
+import { parseFleetOptions } from '../fleet/gateway.ts';
 
 export interface FleetWorkerCliOptions {
   nats: string;
@@ -15,14 +15,7 @@ export interface FleetWorkerCliOptions {
 
 export async function fleetWorkerCommand(opts: FleetWorkerCliOptions, log: (line: string) => void): Promise<FleetWorker> {
   const config = resolveConfig(opts.config);
-  let fleet: FleetOptionsInput = {};
-  if (opts.fleetOptions) {
-    try {
-      fleet = JSON.parse(opts.fleetOptions) as FleetOptionsInput;
-    } catch (e) {
-      throw new Error(`--fleet-options must be JSON (${(e as Error).message})`);
-    }
-  }
+  const fleet = parseFleetOptions(opts.fleetOptions);
   const worker = await FleetWorker.start({
     nats: opts.nats,
     config: opts.threads === undefined ? config : { ...config, threads: opts.threads },

@@ -63,6 +63,9 @@ export function buildProgram(): Command {
     .option('--max-queued-samples <n>', 'samples waiting at most before 429 Retry-After', int('--max-queued-samples', 1))
     .option('--weight-roots <dirs...>', 'folders /update_weights_from_path may read (default /dev/shm and the temp folder)')
     .option('--log', 'log each request (fastify logger)', false)
+    .option('--fleet', 'serve a NATS fleet of fleet-workers instead of a local worker (docs/fleet.md)', false)
+    .option('--nats <url>', 'with --fleet: the NATS server URL(s)')
+    .option('--fleet-options <json>', 'with --fleet: fleet timings as JSON (docs/fleet.md)')
     .action(async (opts) => { await serveCommand(opts); });
   program.command('setup')
     .description("install a device's runtime: `setup cuda` puts ONNX Runtime's CUDA provider in place from the npm registry")

@@ -4,6 +4,7 @@ import { createWorker } from '../index.ts';
 import { loadConfigFile } from '../core/config/load-config.ts';
 import { buildServer } from '../server/app.ts';
 import type { ServeOptionsInput } from '../server/options.ts';
+import { connectGateway, fleetRoutes } from '../fleet/gateway.ts';
 
 export interface ServeCliOptions {
   config?: string;
@@ -14,6 +15,10 @@ export interface ServeCliOptions {
   maxQueuedSamples?: number;
   weightRoots?: string[];
   log?: boolean;
+  /** A gateway to a NATS fleet (docs/fleet.md) instead of a local worker. */
+  fleet?: boolean;
+  nats?: string;
+  fleetOptions?: string;
 }
 
 export async function serveCommand(opts: ServeCliOptions, print: (line: string) => void = console.log): Promise<void> {
@@ -26,10 +31,14 @@ export async function serveCommand(opts: ServeCliOptions, print: (line: string) 
     ...(opts.weightRoots?.length ? { weightRoots: opts.weightRoots } : {}),
   };
   const config = opts.config ? loadConfigFile(opts.config) : undefined;
-  const worker = await createWorker(config);
+  const gateway = opts.fleet ? await connectGateway(opts.nats, config, opts.fleetOptions) : undefined;
+  // A fleet call is split across its workers: merged calls may hold up to the call limit.
+  if (gateway) input.maxBatchSize ??= gateway.config.limits.maxSamplesPerCall;
+  const worker = gateway ?? await createWorker(config);
   let server;
   try {
     server = await buildServer(worker, input, opts.log ?? false);
+    if (gateway) fleetRoutes(server.app, gateway);
   } catch (e) {
     await worker.close();
     throw e;

@@ -223,9 +223,10 @@ export class FleetWorker {
     } catch (e) {
       answer = { worker: this.id, ok: false, error: oneLine((e as Error).message) };
     }
+    // The registry shows the new state before the gateway hears the acknowledgement.
+    await this.beat().catch(() => undefined);
     const packed = await pack(this.fleet, `answer/${randomUUID()}`, encodeValue(answer), this.options.maxMessageBytes).catch(() => undefined);
     if (packed) m.respond(packed.body, { headers: packed.headers });
-    if (answer.ok) await this.beat().catch(() => undefined);
   }
 }
 

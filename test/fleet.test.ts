@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createWorker, type OmniWorker } from '../index.ts';
 import { FleetClient } from '../fleet/fleet-client.ts';
+import { fleetRoutes } from '../fleet/gateway.ts';
+import { buildServer } from '../server/app.ts';
 import type { FleetOptionsInput } from '../fleet/options.ts';
 import type { GenerateRequest } from '../core/protocol.ts';
 import { SMALL_DUMMY } from './support/inline-worker.ts';
@@ -118,6 +120,25 @@ describe('fleet on NATS JetStream', () => {
     const status = await gateway.status();
     expect(status.workers.map((w) => [w.id, w.state, w.device])).toEqual([['w0', 'ready', 'cpu'], ['w2', 'ready', 'cpu'], ['w3', 'ready', 'cpu']]);
     expect((await gateway.generate([{ prompt: 'after wake', seed: 1 }])).length).toBe(1);
+  }, 30_000);
+
+  it('the gateway answers the HTTP API as a server over one worker does: same rollout bytes; GET /fleet lists the workers', async () => {
+    const [viaFleet, direct] = await Promise.all([buildServer(gateway, { maxBatchSize: 1024 }), buildServer(reference)]);
+    fleetRoutes(viaFleet.app, gateway);
+    try {
+      const payload = [{ prompt: 'a red circle', seeds: [1, 2, 3] }, { prompt: 'green', seed: 4, numOutputsPerPrompt: 2, guidanceScale: 1 }];
+      const [a, b] = await Promise.all([viaFleet, direct].map((s) => s.app.inject({ method: 'POST', url: '/v1/rollouts', payload })));
+      expect(a.statusCode).toBe(200);
+      expect(Buffer.compare(a.rawPayload, b.rawPayload)).toBe(0);
+      const bad = [{ prompt: 'a', seed: 1 }, { prompt: 'b', seed: 2, steps: 0 }];
+      const [refused, alone] = await Promise.all([viaFleet, direct].map((s) => s.app.inject({ method: 'POST', url: '/v1/rollouts', payload: bad })));
+      expect([refused.statusCode, refused.json()]).toEqual([alone.statusCode, alone.json()]);
+      expect(refused.json().error.message).toMatch(/^request 1: steps must be a positive integer, got 0/);
+      const fleet = (await viaFleet.app.inject('/fleet')).json();
+      expect(fleet.workers.map((w: { id: string; weightsVersion: number }) => [w.id, w.weightsVersion])).toEqual([['w0', 1], ['w2', 1], ['w3', 1]]);
+    } finally {
+      await Promise.all([viaFleet.close(), direct.close()]);
+    }
   }, 30_000);
 
   it('a part whose every delivery goes unanswered: after maxDeliveries the caller gets an error naming its requests', async () => {
