@@ -12,7 +12,7 @@ import { prepareDeviceEnvironment, sessionOptions, type DeviceName } from '../co
 import { toOrt } from '../core/model/onnx-component.ts';
 import type { HostTensor } from '../core/tensors/tensor.ts';
 import { GraphBuilder } from '../plugins/dummy-loader/onnx-builder.ts';
-import { asExternalInitializers } from './gpu-initializers.ts';
+import { asExternalInitializers } from '../core/model/initializer-graph.ts';
 import { median, timeIt, writeResults } from './support.ts';
 
 const { values: args } = parseArgs({

@@ -33,6 +33,19 @@ export const workerConfigSchema = z.object({
   dataParallelSize: z.number().int().positive().default(1),
   /** CUDA: allow TF32 matmuls (faster, ~1e-2 off float32); strict float32 by default. */
   cudaTf32: z.boolean().default(false),
+  /**
+   * Where the weights live between runs (docs/gpu-design.md): 'session' makes them initializers of
+   * the ONNX Runtime session (copied onto the device once; a weight update builds a new session
+   * beside the serving one), 'inputs' feeds them on every run (used in place on the CPU).
+   * 'auto': session on cuda, inputs elsewhere.
+   */
+  weightResidency: z.enum(['auto', 'inputs', 'session']).default('auto'),
+  /**
+   * Session residency: sessions kept per component besides the serving one and those in use
+   * (merged LoRA adapters), least recently used released first. Each holds a full copy of the
+   * component's weights (on the device for CUDA).
+   */
+  spareSessions: z.number().int().min(0).default(1),
   /** ONNX Runtime intra-op threads; ONNX Runtime's default when absent. */
   threads: z.number().int().positive().optional(),
   maxBatchSize: z.number().int().positive().default(16),

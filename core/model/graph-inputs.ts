@@ -6,7 +6,7 @@ import type { DType } from '../tensors/tensor.ts';
 const { onnx } = onnxProto as unknown as { onnx: any };
 
 // TensorProto.DataType -> safetensors dtype, for the types a parameter can have.
-const ONNX_TO_DTYPE: Record<number, DType> = { 1: 'F32', 2: 'U8', 3: 'I8', 5: 'I16', 6: 'I32', 7: 'I64', 9: 'BOOL', 10: 'F16', 11: 'F64', 16: 'BF16' };
+export const ONNX_TO_DTYPE: Record<number, DType> = { 1: 'F32', 2: 'U8', 3: 'I8', 5: 'I16', 6: 'I32', 7: 'I64', 9: 'BOOL', 10: 'F16', 11: 'F64', 16: 'BF16' };
 
 /** Input name -> dtype (undefined for a type no safetensors dtype names). */
 export function graphInputTypes(graph: Uint8Array): Map<string, DType | undefined> {

@@ -1,11 +1,25 @@
-// One ONNX graph and its session. Parameters are graph inputs, fed by name from a WeightMap,
-// so one session serves every weights version and merged adapter without a rebuild.
+// One ONNX graph and its sessions. Two residencies (docs/gpu-design.md):
+// - inputs: parameters stay graph inputs, fed by name from a WeightMap on every run, so one
+//   session serves every weights version and merged adapter (the CPU uses them in place);
+// - session: parameters become initializers supplied from the map's memory, copied into the
+//   session once (onto the device for CUDA); each weights map is a session (weight-sessions.ts).
 import * as ort from 'onnxruntime-node';
 import { DATA_INPUTS, type ComponentName } from './manifest.ts';
 import { providerError, type DeviceName } from './execution-provider.ts';
 import type { WeightMap } from './weights.ts';
 import type { HostTensor, DType } from '../tensors/tensor.ts';
 import { nativeCall } from '../executor/native-gate.ts';
+import { graphInputTypes } from './graph-inputs.ts';
+import { asExternalInitializers } from './initializer-graph.ts';
+import { WeightSessions, type WeightSessionsOptions } from './weight-sessions.ts';
+
+export type WeightResidency = 'inputs' | 'session';
+/** What session residency needs from the worker: the serving map, the work in flight, the spare count. */
+export type ResidencyContext = Omit<WeightSessionsOptions, 'create'>;
+
+// Folding the weight transposes at build runs on the CPU and doubles the build (a weight update)
+// for no step-time gain: the GPU transposes them cheaply each run (docs/gpu-design.md).
+const NO_FOLDING = { disable_specified_optimizers: 'ConstantFolding' };
 
 const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   F32: 'float32', F16: 'float16', F64: 'float64', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
@@ -42,16 +56,34 @@ export class OnnxComponent {
   private paramNames: readonly string[] = [];
   /** ort.Tensor wrappers per weight map (no copy: they wrap the map's arrays). */
   private readonly feedsCache = new WeakMap<WeightMap, Record<string, ort.Tensor>>();
+  /** Session residency: a session per weights map; `opened` says whether sessions may be built. */
+  private readonly resident: WeightSessions | undefined;
+  private opened = false;
 
   constructor(
     readonly name: ComponentName,
     private readonly graph: Uint8Array,
     private readonly device: DeviceName,
     private readonly options: ort.InferenceSession.SessionOptions,
-  ) {}
+    private readonly residencyContext?: ResidencyContext,
+  ) {
+    if (!residencyContext) return;
+    this.resident = new WeightSessions({ ...residencyContext, create: (map) => this.createResident(map) });
+    const data = new Set(DATA_INPUTS[this.name]);
+    this.paramNames = [...graphInputTypes(graph).keys()].filter((n) => !data.has(n));
+  }
+
+  get residency(): WeightResidency {
+    return this.resident ? 'session' : 'inputs';
+  }
 
   get isOpen(): boolean {
-    return this.session !== undefined;
+    return this.resident ? this.opened : this.session !== undefined;
+  }
+
+  /** Sessions alive now: 1 with inputs residency; with session residency, one per weights map held. */
+  get sessionCount(): number {
+    return this.resident ? this.resident.size : Number(this.session !== undefined);
   }
 
   /** Parameter inputs of the graph (known once opened). */
@@ -59,13 +91,16 @@ export class OnnxComponent {
     return this.paramNames;
   }
 
+  /** Opens the session; with session residency, builds the serving map's (if it has weights now). */
   async open(): Promise<void> {
-    if (this.session) return;
-    try {
-      this.session = await nativeCall(() => ort.InferenceSession.create(this.graph, this.options));
-    } catch (e) {
-      throw providerError(this.device, this.name, e);
+    if (this.resident) {
+      const current = this.residencyContext!.current();
+      if (current) await this.resident.prepare(current);
+      this.opened = true;
+      return;
     }
+    if (this.session) return;
+    this.session = await this.create(this.graph, this.options);
     const data = new Set(DATA_INPUTS[this.name]);
     this.paramNames = this.session.inputNames.filter((n) => !data.has(n));
   }
@@ -79,26 +114,63 @@ export class OnnxComponent {
     }
   }
 
+  /**
+   * Session residency: builds the session of `weights` beside the serving one, so that swapping
+   * them in costs nothing and a failed build fails the update before anything changes. With
+   * inputs residency, or while the sessions are released (wake builds them), nothing to do.
+   */
+  async prepare(weights: WeightMap): Promise<void> {
+    if (this.resident && this.opened) await this.resident.prepare(weights);
+  }
+
+  /** After a weight change: sessions of maps no longer serving are released once unused. */
+  weightsChanged(): void {
+    this.resident?.retireStale();
+  }
+
   async run(data: Record<string, HostTensor>, weights: WeightMap): Promise<Record<string, HostTensor>> {
-    if (!this.session) throw new Error(`${this.name}: the session is released (the worker is asleep); call wakeUp first`);
+    if (!this.isOpen) throw new Error(`${this.name}: the session is released (the worker is asleep); call wakeUp first`);
     // ONNX Runtime's CPU kernels take other paths for a batch of one (reductions, batched MatMul),
     // so a row's result would depend on its batch size: a lone row runs as two copies, the first kept.
     const lone = Object.values(data).every((t) => t.shape[0] === 1);
-    const feeds: Record<string, ort.Tensor> = { ...this.weightFeeds(weights) };
+    const feeds: Record<string, ort.Tensor> = this.resident ? {} : { ...this.weightFeeds(weights) };
     for (const [k, v] of Object.entries(data)) feeds[k] = toOrt(lone ? twoCopies(v) : v);
-    const session = this.session;
-    const out = await nativeCall(() => session.run(feeds));
+    const out = this.resident
+      ? await this.resident.run(weights, (s) => nativeCall(() => s.run(feeds)))
+      : await nativeCall(() => this.session!.run(feeds));
     const result: Record<string, HostTensor> = {};
     for (const [k, v] of Object.entries(out)) result[k] = lone ? firstRow(fromOrt(v)) : fromOrt(v);
     return result;
   }
 
   async release(): Promise<boolean> {
+    if (this.resident) {
+      if (!this.opened) return false;
+      this.opened = false;
+      await this.resident.releaseAll();
+      return true;
+    }
     if (!this.session) return false;
     const s = this.session;
     this.session = undefined;
     await nativeCall(() => s.release());
     return true;
+  }
+
+  private async create(graph: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+    try {
+      return await nativeCall(() => ort.InferenceSession.create(graph, options));
+    } catch (e) {
+      throw providerError(this.device, this.name, e);
+    }
+  }
+
+  /** A session whose initializers are `map`'s tensors (ONNX Runtime copies them in at build). */
+  private createResident(map: WeightMap): Promise<ort.InferenceSession> {
+    this.checkWeights(map);
+    const { graph, externalData } = asExternalInitializers(this.graph, map);
+    const extra = { ...(this.options.extra as Record<string, unknown> | undefined), optimization: NO_FOLDING };
+    return this.create(graph, { ...this.options, externalData, extra });
   }
 
   private weightFeeds(weights: WeightMap): Record<string, ort.Tensor> {

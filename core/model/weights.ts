@@ -24,6 +24,7 @@ export class WeightStore {
   private schema: Partial<Record<ComponentName, ReadonlyMap<string, ParameterInfo>>> = {};
   private versionCounter = 0;
   private readonly listeners = new Set<(changed: readonly ComponentName[]) => void>();
+  private readonly preparers = new Set<(update: WeightSet) => Promise<void>>();
 
   get version(): number {
     return this.versionCounter;
@@ -59,6 +60,15 @@ export class WeightStore {
     return Object.keys(this.schema) as ComponentName[];
   }
 
+  /**
+   * Readies what will serve `update` before replace() swaps it in: with session residency
+   * (docs/gpu-design.md) the new sessions are built beside the serving ones. Throws, with nothing
+   * changed, when they cannot be; with weights fed as inputs there is nothing to do.
+   */
+  async prepare(update: WeightSet): Promise<void> {
+    for (const p of this.preparers) await p(update);
+  }
+
   /** Swaps in new maps for some components at once and bumps the version. */
   replace(update: WeightSet): number {
     this.current = { ...this.current, ...update };
@@ -75,6 +85,12 @@ export class WeightStore {
     this.current = {};
     for (const l of this.listeners) l(dropped);
     return freed;
+  }
+
+  /** Called by prepare() (the worker readies its sessions here). */
+  onPrepare(preparer: (update: WeightSet) => Promise<void>): () => void {
+    this.preparers.add(preparer);
+    return () => this.preparers.delete(preparer);
   }
 
   /** Called after each replace() and drop(): caches that depend on weights invalidate themselves here. */

@@ -4,7 +4,7 @@ import type { WorkerConfig } from '../config/schema.ts';
 import type { WorkerHooks } from '../hooks.ts';
 import type { WorkerEvents, WorkerState } from '../events.ts';
 import { COMPONENT_NAMES, type ComponentName } from '../model/manifest.ts';
-import { OnnxComponent } from '../model/onnx-component.ts';
+import { OnnxComponent, type WeightResidency } from '../model/onnx-component.ts';
 import { checkModel } from '../model/model-checks.ts';
 import { sessionOptions } from '../model/execution-provider.ts';
 import type { LoadedModel } from '../model/loaded-model.ts';
@@ -63,12 +63,16 @@ export class DiffusionWorker {
     // Before any session opens or weight is installed: a refused model leaves nothing behind.
     const graphBounds = checkModel(source);
     const options = sessionOptions(device, threads, deviceId);
+    const resident = this.residency === 'session';
     const components: Partial<Record<ComponentName, OnnxComponent>> = {};
     const weights: WeightSet = {};
     for (const name of COMPONENT_NAMES) {
       const c = source.components[name];
       if (!c) continue;
-      components[name] = new OnnxComponent(name, c.graph, device, options);
+      const residency = resident
+        ? { current: () => this.weights.get(name), settled: () => this.inFlightSettled(), spare: this.config.spareSessions }
+        : undefined;
+      components[name] = new OnnxComponent(name, c.graph, device, options, residency);
       weights[name] = c.weights;
     }
     this.weights.install(weights);
@@ -90,11 +94,22 @@ export class DiffusionWorker {
     }
     this.weights.onChange((changed) => {
       if (changed.includes('text_encoder')) this.runner.promptCache.clear();
+      for (const name of changed) components[name]?.weightsChanged();
+    });
+    this.weights.onPrepare(async (update) => {
+      for (const [name, map] of Object.entries(update)) if (map) await components[name as ComponentName]?.prepare(map);
     });
     this.runner.attach(this.loaded, graphBounds);
     await this.hooks.afterLoadModel.promise(source);
     this.setState('ready');
     return this.loaded;
+  }
+
+  /** Where the weights live between runs: config.weightResidency, 'auto' resolved by device. */
+  get residency(): WeightResidency {
+    const { weightResidency, device } = this.config;
+    if (weightResidency !== 'auto') return weightResidency;
+    return device === 'cuda' ? 'session' : 'inputs';
   }
 
   execute(requests: readonly GenerateRequest[]): Promise<RolloutData> {
@@ -124,6 +139,11 @@ export class DiffusionWorker {
         if (!stopped) reject(new Error(`rollout aborted (${(signal.reason as Error).message}) but still running after ${ms} ms (config abortTimeoutMs): ${STUCK}`));
       });
     }, { once: true }));
+  }
+
+  /** Resolves once the work in flight now has ended (answered or not). */
+  private async inFlightSettled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight].map((e) => e.work));
   }
 
   /**

@@ -103,7 +103,8 @@ export default definePlugin({
       const adapter = buildAdapter(name, parseLoraConfig(files.config, where), files.tensors, store.parameters('transformer')!, files.origin);
       const evicted = registry.add(adapter, { pinned, replace });
       const base = store.get('transformer');
-      if (base) for (const scale of mergeScales) registry.merged(name, scale, base);
+      // With session residency each merged map is a session: built here, off the request path.
+      if (base) for (const scale of mergeScales) await store.prepare({ transformer: registry.merged(name, scale, base) });
       return { ...registry.list().find((a) => a.name === name)!, evicted };
     });
     api.declare.method('removeLora', (name: string) => { registry.remove(name); return registry.names(); });

@@ -25,7 +25,8 @@ export class CheckpointTracker {
   }
 
   /** Installs weights read from the checkpoint (one version bump): they count as the checkpoint's. */
-  installCheckpoint(update: Parameters<WeightStore['replace']>[0]): number {
+  async installCheckpoint(update: Parameters<WeightStore['replace']>[0]): Promise<number> {
+    await this.store.prepare(update);
     this.reloading = true;
     try {
       return this.store.replace(update);

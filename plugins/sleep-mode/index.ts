@@ -159,7 +159,7 @@ export function createSleepMode(api: PluginApi, options: z.output<typeof options
       if (!map || bad) throw new Error(`wakeUp: the checkpoint's ${c} weights no longer match the model${bad ? ` ('${bad[0]}')` : ''}; load them with loadWeights`);
       update[c] = map;
     }
-    checkpoint.installCheckpoint(update);
+    await checkpoint.installCheckpoint(update);
     return missing;
   }
 

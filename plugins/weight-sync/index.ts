@@ -4,7 +4,7 @@
 //   abortWeightUpdate()    drops the staged buckets
 // A bad update (unknown name, wrong shape, unsupported dtype, malformed file) is an error and
 // changes nothing; staged buckets stay until finishWeightUpdate or abortWeightUpdate.
-import { COMPONENT_NAMES, definePlugin, type ComponentName, type WeightStore } from '../../core/public.ts';
+import { COMPONENT_NAMES, definePlugin, type ComponentName, type WeightSet, type WeightStore } from '../../core/public.ts';
 import { checkAndConvert } from './convert.ts';
 import { readWeightSource, type WeightSource } from './read-source.ts';
 import { buildMaps, WeightStaging } from './staging.ts';
@@ -65,6 +65,18 @@ export default definePlugin({
   apply(api) {
     const store = api.weights;
     const staging = new WeightStaging();
+    // One commit at a time: maps are built from the serving ones, and readying them (session
+    // residency builds sessions) awaits, so a second commit meanwhile would build on stale maps.
+    let commits: Promise<unknown> = Promise.resolve();
+    function serially<T>(commit: () => Promise<T>): Promise<T> {
+      const done = commits.then(commit);
+      commits = done.catch(() => undefined);
+      return done;
+    }
+    async function swapIn(maps: WeightSet): Promise<number> {
+      await store.prepare(maps);
+      return store.replace(maps);
+    }
 
     api.declare.method('loadWeights', async (args: LoadWeightsArgs, options: { bucket?: boolean } = {}): Promise<LoadWeightsResult> => {
       if (args === null || typeof args !== 'object') throw new Error('loadWeights needs { component?, source, bucket? }');
@@ -76,22 +88,20 @@ export default definePlugin({
       const update = checkAndConvert(component, store.parameters(component)!, read);
       let bytes = 0;
       for (const t of update.values()) bytes += t.data.byteLength;
-      if (bucket) {
-        staging.stage(component, update);
-      } else {
-        store.replace(buildMaps(store, new Map([[component, update]])));
-      }
-      return { weightsVersion: store.version, component, tensors: update.size, bytes, staged: bucket, stagedTensors: staging.size };
+      let weightsVersion = store.version;
+      if (bucket) staging.stage(component, update);
+      else weightsVersion = await serially(() => swapIn(buildMaps(store, new Map([[component, update]]))));
+      return { weightsVersion, component, tensors: update.size, bytes, staged: bucket, stagedTensors: staging.size };
     });
 
-    api.declare.method('finishWeightUpdate', (): FinishWeightUpdateResult => {
+    api.declare.method('finishWeightUpdate', (): Promise<FinishWeightUpdateResult> => serially(async () => {
       const committed = staging.summary();
       const tensors = staging.size;
       // Nothing staged: a no-op that reports the version serving (not an error, so a trainer may
       // call it unconditionally at the end of each update).
-      const weightsVersion = tensors ? staging.commit(store) : store.version;
+      const weightsVersion = tensors ? await staging.commit(store, swapIn) : store.version;
       return { weightsVersion, committed, tensors };
-    });
+    }));
 
     api.declare.method('abortWeightUpdate', () => ({ dropped: staging.clear(), weightsVersion: store.version }));
   },

@@ -51,12 +51,24 @@ export class WeightStaging {
     return n;
   }
 
-  /** Applies every staged bucket at once; on error nothing is applied and the buckets stay. */
-  commit(store: WeightStore): number {
-    const maps = buildMaps(store, this.staged);
-    const version = store.replace(maps);
+  /**
+   * Applies every staged bucket at once; on error nothing is applied and the buckets stay. Buckets
+   * staged while the new maps are readied (store.prepare) stay staged for the next commit.
+   */
+  async commit(store: WeightStore, readied: (maps: WeightSet) => Promise<number>): Promise<number> {
+    const taken = new Map(this.staged);
+    const maps = buildMaps(store, taken);
     this.staged.clear();
-    return version;
+    try {
+      return await readied(maps);
+    } catch (e) {
+      // Back under what was staged meanwhile (a later bucket's tensor wins, as in stage()).
+      const later = [...this.staged];
+      this.staged.clear();
+      for (const [c, m] of taken) this.stage(c, m);
+      for (const [c, m] of later) this.stage(c, m);
+      throw e;
+    }
   }
 
   clear(): number {
