@@ -4,7 +4,6 @@
 // Per model: session build time for each (for initializers = the cost of a weight update: a new
 // session built beside the serving one), median step time over timed runs, device memory.
 //   node bin/run-ts.js bench/gpu-residency.ts --device cuda --models 1024x12,2048x24 --rows 16 --image 64
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { transformerGraph, dummyArchSchema } from '../plugins/dummy-loader/architecture.ts';
@@ -13,7 +12,7 @@ import { toOrt } from '../core/model/onnx-component.ts';
 import type { HostTensor } from '../core/tensors/tensor.ts';
 import { GraphBuilder } from '../plugins/dummy-loader/onnx-builder.ts';
 import { asExternalInitializers } from '../core/model/initializer-graph.ts';
-import { median, timeIt, writeResults } from './support.ts';
+import { deviceMemoryMiB as supportDeviceMiB, median, timeIt, writeResults } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,14 +36,7 @@ const levels = args.levels!.split(',') as ('all' | 'all-nofold' | 'basic' | 'dis
 const NO_FOLDING = { optimization: { disable_specified_optimizers: 'ConstantFolding' } };
 const hostRssMB = () => Math.round(process.memoryUsage().rss / 1e6);
 
-function deviceMemoryMiB(): number | undefined {
-  if (device !== 'cuda') return undefined;
-  try {
-    return Number(execFileSync('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits']).toString().trim().split('\n')[0]);
-  } catch {
-    return undefined;
-  }
-}
+const deviceMemoryMiB = () => supportDeviceMiB(device);
 
 /** Cheap deterministic weights: the values do not change the timing, only finite ones matter. */
 function weightsFor(params: Map<string, number[]>): Map<string, HostTensor> {

@@ -1,6 +1,7 @@
 // Shared bits of the benchmarks: machine description, timing, results files.
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export function machine(): string {
@@ -26,4 +27,14 @@ export function writeResults(name: string, results: unknown): string {
   const path = `${dir}${name}.json`;
   writeFileSync(path, JSON.stringify({ date: new Date().toISOString(), machine: machine(), command: process.argv.slice(1).join(' '), results }, null, 2));
   return path;
+}
+
+/** GPU memory in use (MiB, nvidia-smi, first GPU) on cuda; undefined elsewhere or without nvidia-smi. */
+export function deviceMemoryMiB(device: string): number | undefined {
+  if (device !== 'cuda') return undefined;
+  try {
+    return Number(execFileSync('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits']).toString().trim().split('\n')[0]);
+  } catch {
+    return undefined;
+  }
 }
