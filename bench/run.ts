@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const runner = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 const extra = process.argv.slice(2);
-for (const name of ['core.ts', 'rl-overhead.ts', 'weights.ts']) {
+for (const name of ['core.ts', 'rl-overhead.ts', 'weights.ts', 'serve.ts']) {
   if (!existsSync(here + name)) continue;
   console.log(`\n=== bench/${name} ${extra.join(' ')}`);
   execFileSync(process.execPath, [runner, here + name, ...extra], { stdio: 'inherit' });

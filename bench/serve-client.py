@@ -1,0 +1,82 @@
+"""The trainer's side of bench/serve.ts: timings measured inside Python (its start-up excluded),
+printed as one JSON line. Uses clients/python only (numpy when present).
+
+  serve-client.py URL rollout SAMPLES SEED               seconds of one generate call
+  serve-client.py URL concurrent PROCS SAMPLES ROUNDS     PROCS processes, ROUNDS calls each, at once
+  serve-client.py URL upload FILE BUCKET_BYTES            update_weights of FILE's tensors as arrays
+  serve-client.py URL path FILE                           update_weights_from_path(FILE)
+"""
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'clients', 'python'))
+import omni_worker as ow  # noqa: E402
+
+PROMPT = 'a red circle at the top left on a white background'
+
+
+def rollout(url, samples, seed):
+    with ow.Client(url) as c:
+        t0 = time.perf_counter()
+        r = c.generate([{'prompt': PROMPT, 'num_outputs_per_prompt': samples, 'seed': seed}])
+        seconds = time.perf_counter() - t0
+    assert len(r) == samples
+    return {'seconds': seconds}
+
+
+def _worker(url, samples, rounds, seed, barrier, out):
+    with ow.Client(url) as c:
+        c.health()  # connection open before the clock starts
+        barrier.wait()
+        for k in range(rounds):
+            c.generate([{'prompt': PROMPT, 'num_outputs_per_prompt': samples, 'seed': seed + 1000 * k}])
+        out.put(time.perf_counter())
+
+
+def concurrent(url, procs, samples, rounds):
+    ctx = mp.get_context('fork')
+    barrier, out = ctx.Barrier(procs + 1), ctx.Queue()
+    ps = [ctx.Process(target=_worker, args=(url, samples, rounds, 100 * i, barrier, out)) for i in range(procs)]
+    for p in ps:
+        p.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    ends = [out.get() for _ in ps]
+    for p in ps:
+        p.join()
+    seconds = max(ends) - t0
+    return {'seconds': seconds, 'samples': procs * samples * rounds, 'samplesPerSec': procs * samples * rounds / seconds}
+
+
+def upload(url, path, bucket_bytes):
+    state_dict = ow.load_file(path)  # numpy arrays when numpy imports: the trainer's tensors
+    nbytes = sum(getattr(v, 'nbytes', 0) for v in state_dict.values())
+    with ow.Client(url) as c:
+        t0 = time.perf_counter()
+        c.update_weights(state_dict, bucket_bytes=bucket_bytes or None)
+        seconds = time.perf_counter() - t0
+    return {'seconds': seconds, 'bytes': nbytes}
+
+
+def from_path(url, path):
+    with ow.Client(url) as c:
+        t0 = time.perf_counter()
+        res = c.update_weights_from_path(path)
+        seconds = time.perf_counter() - t0
+    return {'seconds': seconds, 'bytes': res['bytes']}
+
+
+if __name__ == '__main__':
+    url, mode, *rest = sys.argv[1:]
+    if mode == 'rollout':
+        result = rollout(url, int(rest[0]), int(rest[1]))
+    elif mode == 'concurrent':
+        result = concurrent(url, int(rest[0]), int(rest[1]), int(rest[2]))
+    elif mode == 'upload':
+        result = upload(url, rest[0], int(rest[1]))
+    else:
+        result = from_path(url, rest[0])
+    print(json.dumps(result))

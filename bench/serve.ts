@@ -1,0 +1,128 @@
+// Issue 11's figures: the worker served over HTTP to a Python trainer (clients/python), against
+// the same worker called in process, in one process, repetitions interleaved.
+//   1. batch-16 rollouts: Python client over HTTP vs worker.generate in process (goal >= 0.95)
+//   2. 8 client processes of 2 samples at once vs one client of 16 (goal >= 0.9 of its throughput)
+//   3. weight upload GB/s: numpy state dict over HTTP, and a /dev/shm file by path, vs a plain
+//      memory copy of the same bytes (goals >= 0.5 and >= 0.9)
+//   node bin/run-ts.js bench/serve.ts [--reps 5] [--rounds 4] [--hidden 1024] [--layers 4]
+import { execFile } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { createWorker, type OmniWorker } from '../index.ts';
+import { writeSafetensorsFile } from '../core/tensors/safetensors.ts';
+import { buildDummyModel } from '../plugins/dummy-loader/index.ts';
+import { dummyArchSchema } from '../plugins/dummy-loader/architecture.ts';
+import { buildServer } from '../server/app.ts';
+import { median, timeIt, writeResults } from './support.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' },
+    hidden: { type: 'string', default: '1024' }, layers: { type: 'string', default: '4' },
+  },
+});
+const reps = Number(args.reps);
+const rounds = Number(args.rounds);
+const CLIENT = fileURLToPath(new URL('./serve-client.py', import.meta.url));
+const PROMPT = 'a red circle at the top left on a white background';
+const run = promisify(execFile);
+
+async function py<T>(url: string, ...rest: (string | number)[]): Promise<T> {
+  const { stdout } = await run('python3', [CLIENT, url, ...rest.map(String)], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+}
+
+async function serve(worker: OmniWorker) {
+  const server = await buildServer(worker, { port: 0 });
+  return { server, url: await server.listen() };
+}
+
+// 1 and 2: the embedded model (10 steps, CFG), batches of 16.
+const worker = await createWorker({ maxBatchSize: 16 });
+let { server, url } = await serve(worker);
+await worker.generate([{ prompt: PROMPT, numOutputsPerPrompt: 16, seed: 0 }]);
+await py(url, 'rollout', 16, 0);
+const inProcess: number[] = [];
+const http: number[] = [];
+for (let r = 0; r < reps; r++) {
+  const seed = 100 + r;
+  const local = () => timeIt(() => worker.generate([{ prompt: PROMPT, numOutputsPerPrompt: 16, seed }]));
+  const remote = async () => (await py<{ seconds: number }>(url, 'rollout', 16, seed)).seconds;
+  if (r % 2) { http.push(await remote()); inProcess.push(await local()); } else { inProcess.push(await local()); http.push(await remote()); }
+}
+const rollout = {
+  batch: 16, reps,
+  inProcessSeconds: median(inProcess), httpSeconds: median(http),
+  ratio: +(median(inProcess) / median(http)).toFixed(3),
+  inProcessByRep: inProcess.map((s) => +s.toFixed(3)), httpByRep: http.map((s) => +s.toFixed(3)),
+};
+console.log('batch-16 rollout', rollout);
+
+interface Conc { seconds: number; samples: number; samplesPerSec: number }
+const one: number[] = [];
+const eight: number[] = [];
+let generateCalls = 0;
+let eightSamples = 0;
+const calls = () => server.metrics.generateCalls.get().then((m) => m.values[0]?.value ?? 0);
+for (let r = 0; r < reps; r++) {
+  const single = async () => one.push((await py<Conc>(url, 'concurrent', 1, 16, rounds)).samplesPerSec);
+  const many = async () => {
+    const c0 = await calls();
+    const res = await py<Conc>(url, 'concurrent', 8, 2, rounds);
+    generateCalls += (await calls()) - c0;
+    eightSamples += res.samples;
+    eight.push(res.samplesPerSec);
+  };
+  if (r % 2) { await many(); await single(); } else { await single(); await many(); }
+}
+const coalescing = {
+  rounds, reps,
+  oneClientOf16SamplesPerSec: +median(one).toFixed(2), eightClientsOf2SamplesPerSec: +median(eight).toFixed(2),
+  ratio: +(median(eight) / median(one)).toFixed(3),
+  meanSamplesPerGenerateCall: +(eightSamples / generateCalls).toFixed(2),
+};
+console.log('8 clients x 2 vs 1 x 16', coalescing);
+await server.close();
+await worker.close();
+
+// 3: a dummy model with a large transformer; its seed-1 weights as the trainer's update.
+const arch = dummyArchSchema.parse({ hidden: Number(args.hidden), layers: Number(args.layers), height: 16, width: 16, seed: 1 });
+const big = await createWorker({ loadFormat: 'dummy', loadOptions: { ...arch, seed: 0 } });
+({ server, url } = await serve(big));
+const weights = buildDummyModel(arch).components.transformer!.weights;
+const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+const file = join(shm, `omni-bench-${process.pid}.safetensors`);
+await writeSafetensorsFile(file, weights);
+let bytes = 0;
+for (const t of weights.values()) bytes += t.data.byteLength;
+const source = new Uint8Array(bytes);
+const copySeconds: number[] = [];
+const readSeconds: number[] = [];
+const upload: number[] = [];
+const uploadBuckets: number[] = [];
+const path: number[] = [];
+for (let r = 0; r < reps; r++) {
+  copySeconds.push(await timeIt(async () => { new Uint8Array(bytes).set(source); }));
+  readSeconds.push(await timeIt(() => readFile(file)));
+  upload.push((await py<{ seconds: number }>(url, 'upload', file, 0)).seconds);
+  uploadBuckets.push((await py<{ seconds: number }>(url, 'upload', file, 64 << 20)).seconds);
+  path.push((await py<{ seconds: number }>(url, 'path', file)).seconds);
+}
+await rm(file, { force: true });
+const gbps = (s: number[]) => +(bytes / median(s) / 1e9).toFixed(3);
+const copy = gbps(copySeconds);
+const weightUpload = {
+  bytes, tensors: weights.size, hidden: arch.hidden, layers: arch.layers, reps, dir: shm,
+  plainCopyGBps: copy, fileReadGBps: gbps(readSeconds),
+  httpGBps: gbps(upload), httpRatio: +(gbps(upload) / copy).toFixed(3),
+  httpBuckets64MiBGBps: gbps(uploadBuckets), httpBucketsRatio: +(gbps(uploadBuckets) / copy).toFixed(3),
+  pathGBps: gbps(path), pathRatio: +(gbps(path) / copy).toFixed(3),
+};
+console.log('weight upload', weightUpload);
+await server.close();
+await big.close();
+console.log(`results: ${writeResults('serve-cpu', { rollout, coalescing, weightUpload })}`);
