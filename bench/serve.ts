@@ -4,7 +4,7 @@
 //   2. 8 client processes of 2 samples at once vs one client of 16 (goal >= 0.9 of its throughput)
 //   3. weight upload GB/s: numpy state dict over HTTP, and a /dev/shm file by path, vs a plain
 //      memory copy of the same bytes (goals >= 0.5 and >= 0.9)
-//   node bin/run-ts.js bench/serve.ts [--reps 5] [--rounds 4] [--hidden 1024] [--layers 4]
+//   node bin/run-ts.js bench/serve.ts [--reps 5] [--rounds 4] [--hidden 1024] [--layers 4] [--only rollouts|weights]
 import { execFile } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -23,6 +23,7 @@ const { values: args } = parseArgs({
   options: {
     reps: { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' },
     hidden: { type: 'string', default: '1024' }, layers: { type: 'string', default: '4' },
+    only: { type: 'string' }, // 'rollouts' or 'weights'
   },
 });
 const reps = Number(args.reps);
@@ -42,8 +43,9 @@ async function serve(worker: OmniWorker) {
 }
 
 // 1 and 2: the embedded model (10 steps, CFG), batches of 16.
+async function rollouts() {
 const worker = await createWorker({ maxBatchSize: 16 });
-let { server, url } = await serve(worker);
+const { server, url } = await serve(worker);
 await worker.generate([{ prompt: PROMPT, numOutputsPerPrompt: 16, seed: 0 }]);
 await py(url, 'rollout', 16, 0);
 const inProcess: number[] = [];
@@ -88,11 +90,14 @@ const coalescing = {
 console.log('8 clients x 2 vs 1 x 16', coalescing);
 await server.close();
 await worker.close();
+return { rollout, coalescing };
+}
 
 // 3: a dummy model with a large transformer; its seed-1 weights as the trainer's update.
+async function weightUploads() {
 const arch = dummyArchSchema.parse({ hidden: Number(args.hidden), layers: Number(args.layers), height: 16, width: 16, seed: 1 });
 const big = await createWorker({ loadFormat: 'dummy', loadOptions: { ...arch, seed: 0 } });
-({ server, url } = await serve(big));
+const { server, url } = await serve(big);
 const weights = buildDummyModel(arch).components.transformer!.weights;
 const shm = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 const file = join(shm, `omni-bench-${process.pid}.safetensors`);
@@ -125,4 +130,11 @@ const weightUpload = {
 console.log('weight upload', weightUpload);
 await server.close();
 await big.close();
-console.log(`results: ${writeResults('serve-cpu', { rollout, coalescing, weightUpload })}`);
+return { weightUpload };
+}
+
+const results = {
+  ...(args.only !== 'weights' ? await rollouts() : {}),
+  ...(args.only !== 'rollouts' ? await weightUploads() : {}),
+};
+console.log(`results: ${writeResults(args.only ? `serve-${args.only}-cpu` : 'serve-cpu', results)}`);

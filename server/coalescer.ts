@@ -1,7 +1,7 @@
 // Rollout calls from many HTTP callers merged into one generate call (as vLLM's scheduler batches
 // sequences), each caller handed back its own rows. One generate call runs at a time: while it
-// runs, new calls queue; when the worker is idle, the first call opens a short window for others
-// to join. A call that fills the batch dispatches at once. The queue is bounded (back-pressure).
+// runs, new calls queue; when the worker is idle, calls gather until none arrives for a short
+// window. A call that fills the batch dispatches at once. The queue is bounded (back-pressure).
 import type { GenerateRequest, RolloutBatch } from '../core/public.ts';
 import { callShape, type CallShape } from './coalesce-key.ts';
 import { HttpError } from './http-error.ts';
@@ -20,6 +20,9 @@ export interface CoalescerEvents {
   onDispatch?(info: { callers: number; samples: number; seconds: number; ok: boolean }): void;
 }
 
+/** The longest an idle worker waits for more calls, in windows from the first call's arrival. */
+const MAX_WINDOWS = 5;
+
 interface Ticket extends CallShape {
   requests: GenerateRequest[];
   signal?: AbortSignal;
@@ -32,6 +35,8 @@ export class RolloutCoalescer {
   private queuedSamples = 0;
   private inFlight: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When the first call of the current window arrived. */
+  private windowStart: number | undefined;
   private closed: string | undefined;
   /** Samples per second of recent calls, for Retry-After. */
   private rate = 0;
@@ -89,15 +94,28 @@ export class RolloutCoalescer {
     return this.options.maxBatchSize;
   }
 
+  /**
+   * With the worker idle: at once when the queue fills a batch; otherwise once no call has
+   * arrived for windowMs (each arrival extends the wait, up to MAX_WINDOWS windows from the
+   * first), so callers whose requests trickle in still share one call.
+   */
   private schedule(): void {
     if (this.inFlight || !this.queue.length || this.closed) return;
+    const now = performance.now();
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.queuedSamples >= this.cap || this.options.windowMs <= 0) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
+      this.windowStart = undefined;
       this.start();
-    } else {
-      this.timer ??= setTimeout(() => { this.timer = undefined; this.start(); }, this.options.windowMs);
+      return;
     }
+    this.windowStart ??= now;
+    const wait = Math.min(this.options.windowMs, this.windowStart + MAX_WINDOWS * this.options.windowMs - now);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.windowStart = undefined;
+      this.start();
+    }, Math.max(0, wait));
   }
 
   /** The head of the queue, and every later call with its key that fits beside it. */

@@ -13,7 +13,7 @@ export const serveOptionsSchema = z.strictObject({
   /** Bearer token every route but /health asks for; required off loopback. */
   token: z.string().min(8).optional(),
   /** How long an idle worker waits for other rollout calls to join the first, in ms. */
-  coalesceMs: z.number().min(0).max(10_000).default(5),
+  coalesceMs: z.number().min(0).max(10_000).default(20),
   /** Samples one merged generate call may hold; the worker's maxBatchSize when absent. */
   maxBatchSize: z.number().int().positive().optional(),
   /** Samples waiting at most before 429. */

@@ -1,7 +1,7 @@
 // Coalescing: concurrent rollout calls share generate calls, each caller gets exactly what it
 // would get alone, calls that cannot merge never cause a refusal, and the queue is bounded.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createWorker, type OmniWorker } from '../index.ts';
 import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
 import type { GenerateRequest } from '../core/protocol.ts';
@@ -103,6 +103,30 @@ describe('RolloutCoalescer', () => {
     expect(m.pending[1].requests).toEqual([...req(2, 3), ...req(4)]);
     m.answer(1);
     expect([(await second).nonTensorBatch.seed, (await third).nonTensorBatch.seed]).toEqual([[2, 3], [4]]);
+  });
+
+  it('waits while calls keep arriving (each within the window), up to five windows from the first', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const m = manual();
+      const c = new RolloutCoalescer(m.generate, { maxBatchSize: 16, windowMs: 30, maxQueuedSamples: 100 });
+      const calls = [c.submit(req(1))];
+      for (const seed of [2, 3, 4, 5, 6, 7]) {
+        vi.advanceTimersByTime(25); // each within the window of the one before
+        calls.push(c.submit(req(seed)));
+      }
+      // 150 ms after the first call (five windows) the batch goes, although calls still arrive.
+      expect(m.pending.map((p) => p.requests.length)).toEqual([6]);
+      vi.advanceTimersByTime(30);
+      expect(m.pending.length).toBe(1); // the seventh waits for the call in flight
+      m.answer(0);
+      await Promise.all(calls.slice(0, 6));
+      await vi.waitFor(() => expect(m.pending.length).toBe(2));
+      m.answer(1);
+      expect((await calls[6]).nonTensorBatch.seed).toEqual([7]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('answers 429 with Retry-After when the queue is full, and drops callers that went away', async () => {
