@@ -20,11 +20,11 @@ PROMPT = 'a red circle at the top left on a white background'
 
 def rollout(url, samples, seed):
     with ow.Client(url) as c:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = c.generate([{'prompt': PROMPT, 'num_outputs_per_prompt': samples, 'seed': seed}])
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert len(r) == samples
-    return {'seconds': seconds}
+    return {'seconds': seconds, 'cpuSeconds': cpu}
 
 
 def _worker(url, samples, rounds, seed, barrier, out):

@@ -50,16 +50,33 @@ await worker.generate([{ prompt: PROMPT, numOutputsPerPrompt: 16, seed: 0 }]);
 await py(url, 'rollout', 16, 0);
 const inProcess: number[] = [];
 const http: number[] = [];
+// CPU seconds too (this process, ONNX Runtime's threads included, plus the client's): far less
+// sensitive than wall time to other processes sharing the cores.
+const inProcessCpu: number[] = [];
+const httpCpu: number[] = [];
+const cpuOf = async (fn: () => Promise<number>, into: number[], cpu: number[], extra = () => 0) => {
+  const c0 = process.cpuUsage();
+  into.push(await fn());
+  const c = process.cpuUsage(c0);
+  cpu.push((c.user + c.system) / 1e6 + extra());
+};
 for (let r = 0; r < reps; r++) {
   const seed = 100 + r;
-  const local = () => timeIt(() => worker.generate([{ prompt: PROMPT, numOutputsPerPrompt: 16, seed }]));
-  const remote = async () => (await py<{ seconds: number }>(url, 'rollout', 16, seed)).seconds;
-  if (r % 2) { http.push(await remote()); inProcess.push(await local()); } else { inProcess.push(await local()); http.push(await remote()); }
+  let clientCpu = 0;
+  const local = () => cpuOf(() => timeIt(() => worker.generate([{ prompt: PROMPT, numOutputsPerPrompt: 16, seed }])), inProcess, inProcessCpu);
+  const remote = () => cpuOf(async () => {
+    const res = await py<{ seconds: number; cpuSeconds: number }>(url, 'rollout', 16, seed);
+    clientCpu = res.cpuSeconds;
+    return res.seconds;
+  }, http, httpCpu, () => clientCpu);
+  if (r % 2) { await remote(); await local(); } else { await local(); await remote(); }
 }
 const rollout = {
   batch: 16, reps,
   inProcessSeconds: median(inProcess), httpSeconds: median(http),
   ratio: +(median(inProcess) / median(http)).toFixed(3),
+  inProcessCpuSeconds: median(inProcessCpu), httpCpuSeconds: median(httpCpu),
+  cpuRatio: +(median(inProcessCpu) / median(httpCpu)).toFixed(3),
   inProcessByRep: inProcess.map((s) => +s.toFixed(3)), httpByRep: http.map((s) => +s.toFixed(3)),
 };
 console.log('batch-16 rollout', rollout);
