@@ -17,7 +17,7 @@ export function bodyLength(request: FastifyRequest, limit: number): number {
 /** The whole body in one owned buffer (adapters, RPC tensors: bounded by the route's limit). */
 export async function readBody(request: FastifyRequest, limit: number): Promise<Uint8Array> {
   const length = bodyLength(request, limit);
-  const out = new Uint8Array(length);
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length); // filled below, or refused
   let at = 0;
   for await (const chunk of request.body as Readable) {
     const c = chunk as Uint8Array;

@@ -73,7 +73,8 @@ export async function readSafetensorsBody(body: Readable | AsyncIterable<Uint8Ar
   }
   const tensors: [string, HostTensor][] = [];
   for (const [name, { dtype, shape, begin, end }] of parsed.infos) {
-    const data = new DTYPE_ARRAY[dtype]((end - begin) / DTYPE_BYTES[dtype]);
+    // Unpooled and not zero-filled: every byte is written from the body just below.
+    const data = new DTYPE_ARRAY[dtype](Buffer.allocUnsafeSlow(end - begin).buffer, 0, (end - begin) / DTYPE_BYTES[dtype]);
     if (!(await reader.fill(new Uint8Array(data.buffer)))) bad(`the body ended inside tensor ${JSON.stringify(name)}`);
     tensors.push([name, { dtype, shape, data }]);
   }
