@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { RolloutBatch } from '../core/rollout/rollout-batch.ts';
 import { createWorker, type OmniWorker } from '../index.ts';
 import { FleetClient } from '../fleet/fleet-client.ts';
 import { fleetRoutes } from '../fleet/gateway.ts';
@@ -20,6 +22,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { ROLLOUT_CONSUMER, ROLLOUT_STREAM } from '../fleet/names.ts';
 import { freePort, startFleetWorker, startNats, stop, type WorkerProcess } from './support/nats.ts';
 
+const BIN = fileURLToPath(new URL('../bin/omni-worker.js', import.meta.url));
 const CONFIG = { loadFormat: 'dummy', loadOptions: SMALL_DUMMY, threads: 1, defaults: { steps: 2 } };
 // Short timings so that a dead worker's part is redelivered, and its entry expires, within seconds.
 const FLEET: FleetOptionsInput = { ackWaitMs: 1500, maxDeliveries: 4, heartbeatMs: 250, registryTtlMs: 1200, partSamples: 2, weightSyncTimeoutMs: 20_000, controlTimeoutMs: 10_000 };
@@ -140,6 +143,25 @@ describe('fleet on NATS JetStream', () => {
       await Promise.all([viaFleet.close(), direct.close()]);
     }
   }, 30_000);
+
+  it('omni-worker serve --fleet --nats URL serves the fleet over HTTP (GET /fleet, rollouts) and stops on SIGTERM', async () => {
+    const serve = spawn(process.execPath, [BIN, 'serve', '--fleet', '--nats', url(), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    serve.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    serve.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    try {
+      await expect.poll(() => /serving on (http:\/\/\S+)/.exec(out)?.[1], { timeout: 20_000 }).toBeDefined();
+      const address = /serving on (http:\/\/\S+)/.exec(out)![1];
+      const fleet = await (await fetch(`${address}/fleet`)).json() as { workers: { id: string }[]; weightsVersion: number };
+      expect([fleet.weightsVersion, fleet.workers.map((w) => w.id)]).toEqual([1, ['w0', 'w2', 'w3']]);
+      const r = await fetch(`${address}/v1/rollouts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ prompt: 'green', seeds: [7, 8] }]) });
+      expect(r.status).toBe(200);
+      expectSameRollout(RolloutBatch.fromSafetensors(new Uint8Array(await r.arrayBuffer())), await reference.generate([{ prompt: 'green', seeds: [7, 8] }]));
+    } finally {
+      await stop(serve);
+    }
+    expect(serve.exitCode).toBe(0);
+  }, 40_000);
 
   it('a part whose every delivery goes unanswered: after maxDeliveries the caller gets an error naming its requests', async () => {
     await Promise.all(workers.map((w) => stop(w.proc)));
