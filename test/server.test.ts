@@ -205,4 +205,20 @@ describe('omni-worker serve safety', () => {
       await worker.close();
     }
   });
+
+  it('bounds bodies per route and JSON rollouts by size, naming what to do instead', async () => {
+    const worker = await createWorker({ loadFormat: 'dummy', loadOptions: SMALL_DUMMY, executor: 'inline', threads: 1 });
+    try {
+      const s = await buildServer(worker, { bodyLimits: { json: 200, weights: 64 }, maxJsonRolloutBytes: 100 });
+      const big = await s.app.inject({ method: 'POST', url: '/v1/rollouts', payload: [{ prompt: 'x'.repeat(300) }] });
+      expect([big.statusCode, big.json().error.field]).toEqual([413, 'body']);
+      const json = await s.app.inject({ method: 'POST', url: '/v1/rollouts?format=json', payload: [{ prompt: 'x', steps: 1 }] });
+      expect([json.statusCode, json.json().error.field, json.json().error.message]).toEqual([413, 'format', expect.stringMatching(/ask for safetensors/)]);
+      const weights = await s.app.inject({ method: 'POST', url: '/update_weights', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.alloc(65) });
+      expect([weights.statusCode, weights.json().error.message]).toEqual([413, expect.stringMatching(/65 bytes, over this route's limit of 64/)]);
+      await s.close();
+    } finally {
+      await worker.close();
+    }
+  });
 });
