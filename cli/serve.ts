@@ -31,7 +31,7 @@ export async function serveCommand(opts: ServeCliOptions, print: (line: string) 
     ...(opts.weightRoots?.length ? { weightRoots: opts.weightRoots } : {}),
   };
   const config = opts.config ? loadConfigFile(opts.config) : undefined;
-  const gateway = opts.fleet ? await connectGateway(opts.nats, config, opts.fleetOptions) : undefined;
+  const gateway = opts.fleet ? await connectGateway(opts.nats, config, opts.fleetOptions, print) : undefined;
   // A fleet call is split across its workers: merged calls may hold up to the call limit.
   if (gateway) input.maxBatchSize ??= gateway.config.limits.maxSamplesPerCall;
   const worker = gateway ?? await createWorker(config);

@@ -277,6 +277,15 @@ export class FleetClient implements OmniWorker {
     }
   }
 
+  /** Resolves once a worker is registered (the server reads the method list from one at start). */
+  async waitForWorker(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.liveWorkers()).length) {
+      if (Date.now() > deadline) throw new Error(`no fleet worker registered within ${timeoutMs} ms (start one: omni-worker fleet-worker --nats URL)`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   async liveWorkers(): Promise<RegistryEntry[]> {
     const out: RegistryEntry[] = [];
     const keys = new Set<string>();

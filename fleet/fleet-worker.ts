@@ -43,6 +43,8 @@ export class FleetWorker {
   private subscriptions: Subscription[] = [];
   private loop: Promise<void> | undefined;
   private methods: string[] = [];
+  /** Read at start and after control calls: a heartbeat never waits behind a rollout in the inference thread. */
+  private state: { state: string; model: string; plugins: string[] } = { state: 'loading', model: '', plugins: [] };
 
   private constructor(
     readonly id: string,
@@ -65,6 +67,7 @@ export class FleetWorker {
     }
     const fw = new FleetWorker(id, fleet, worker, options, o.onFatal ?? (() => undefined));
     fw.methods = await worker.executeMethod('listMethods');
+    fw.state = await worker.executeMethod('getState');
     // The committed version first: no part runs on weights the fleet has moved past.
     await fw.catchUp();
     await fw.beat();
@@ -197,11 +200,11 @@ export class FleetWorker {
 
   private async beat(): Promise<void> {
     if (this.closing) return;
-    const state = await this.worker.executeMethod('getState').catch(() => undefined);
+    const { state, model, plugins } = this.state;
     const entry: RegistryEntry = {
       id: this.id, host: hostname(), pid: process.pid, device: this.worker.config.devices?.join(',') ?? this.worker.config.device,
-      threads: this.worker.config.threads ?? null, weightsVersion: this.version, state: this.asleep ? 'sleeping' : (state?.state ?? 'unknown'),
-      model: state?.model ?? '', plugins: state?.plugins ?? [], methods: this.methods, parts: this.parts, startedAt: this.startedAt, heartbeatAt: new Date().toISOString(),
+      threads: this.worker.config.threads ?? null, weightsVersion: this.version, state,
+      model, plugins, methods: this.methods, parts: this.parts, startedAt: this.startedAt, heartbeatAt: new Date().toISOString(),
       ...(this.failedVersion ? { weightsError: this.failedVersion } : {}),
     };
     await this.fleet.registry.put(this.id, JSON.stringify(entry));
@@ -213,10 +216,8 @@ export class FleetWorker {
       const call = decodeValue<ControlCall>(await unpack(this.fleet, m.data, m.headers, true));
       const value = await this.serial(async () => {
         const v = await this.worker.executeMethod(call.method, ...call.args);
-        if (call.method === 'sleep' || call.method === 'wakeUp') {
-          const state = await this.worker.executeMethod('getState');
-          this.asleep = state.state !== 'ready';
-        }
+        this.state = await this.worker.executeMethod('getState');
+        this.asleep = this.state.state === 'sleeping';
         return v;
       });
       answer = { worker: this.id, ok: true, value, weightsVersion: this.version };

@@ -14,9 +14,22 @@ export function parseFleetOptions(json: string | undefined, flag = '--fleet-opti
   }
 }
 
-export async function connectGateway(nats: string | undefined, config: WorkerConfig | undefined, fleetOptions: string | undefined): Promise<FleetClient> {
+/** How long `serve --fleet` waits for the first worker (the routes need its method list). */
+const FIRST_WORKER_WAIT_MS = 10 * 60_000;
+
+export async function connectGateway(nats: string | undefined, config: WorkerConfig | undefined, fleetOptions: string | undefined, print: (line: string) => void): Promise<FleetClient> {
   if (!nats) throw new Error('serve --fleet needs --nats URL (the NATS server the fleet workers use)');
-  return FleetClient.connect({ nats, config, fleet: parseFleetOptions(fleetOptions) });
+  const client = await FleetClient.connect({ nats, config, fleet: parseFleetOptions(fleetOptions) });
+  if (!(await client.liveWorkers()).length) {
+    print(`waiting for a fleet worker on ${nats} (omni-worker fleet-worker --nats ${nats})`);
+    try {
+      await client.waitForWorker(FIRST_WORKER_WAIT_MS);
+    } catch (e) {
+      await client.close();
+      throw e;
+    }
+  }
+  return client;
 }
 
 export function fleetRoutes(app: FastifyInstance, client: FleetClient): void {

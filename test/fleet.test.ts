@@ -183,4 +183,16 @@ describe('fleet on NATS JetStream', () => {
     await nc.close();
     expect(deliveries).toBe(8); // two parts, four deliveries each
   }, 30_000);
+
+  it('with no worker registered the gateway says so; a worker that joins serves the committed version from its first part', async () => {
+    await expect(gateway.waitForWorker(300)).rejects.toThrow('no fleet worker registered within 300 ms (start one: omni-worker fleet-worker --nats URL)');
+    await expect(gateway.executeMethod('sleep', { level: 1 })).rejects.toThrow(/^sleep: no fleet worker is registered/);
+    workers.push(await startFleetWorker(url(), configFile(), 'late', FLEET));
+    await gateway.waitForWorker(10_000);
+    expect((await gateway.status()).workers.map((w) => [w.id, w.weightsVersion])).toEqual([['late', 1]]);
+    const requests = [{ prompt: 'late', seeds: [1, 2, 3] }];
+    const r = await gateway.generate(requests);
+    expect(r.metaInfo.weights_version).toBe(1);
+    expectSameRollout(r, await reference.generate(requests));
+  }, 30_000);
 });
