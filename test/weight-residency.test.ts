@@ -133,6 +133,17 @@ describe('weight residency: session vs inputs, same lifecycle, same outputs (bit
     });
   });
 
+  it('concurrent loadWeights calls each apply: commits build on each other, none is lost', async () => {
+    await both(async (w) => {
+      const [x, y] = ['proj_out.weight', 'proj_in.weight'];
+      expect(wB.transformer.has(x) && wB.transformer.has(y)).toBe(true);
+      await Promise.all([x, y].map((n) => w.executeMethod('loadWeights', { source: { [n]: wB.transformer.get(n) } })));
+      const now = w.worker.weights.get('transformer')!;
+      expect(w.worker.weights.version).toBe(2);
+      for (const n of [x, y]) expect(sameBytes(now.get(n)!, wB.transformer.get(n)!), n).toBe(true);
+    });
+  });
+
   it('LoRA per request: the merged adapter is a session built at addLora, kept within spareSessions', async () => {
     const attn = await adapter('attn-r4');
     const ff = await adapter('ff-rslora-bf16');
