@@ -11,6 +11,7 @@ import { createWorker, type OmniWorker } from '../index.ts';
 import { resolveConfig } from '../core/config/load-config.ts';
 import { workerConfigs } from '../core/executor/data-parallel.ts';
 import { splitBySamples } from '../core/executor/sample-split.ts';
+import { serializeSafetensors } from '../core/tensors/safetensors.ts';
 import type { GenerateRequest } from '../core/protocol.ts';
 import { SMALL_DUMMY } from './support/inline-worker.ts';
 import { asRecord, dummyWeights, expectSameRollout } from './support/weights.ts';
@@ -99,7 +100,10 @@ describe('a data-parallel worker dies', () => {
       const logs: string[] = [];
       dp.events.on('log', (l) => logs.push(l.message));
       const weights = asRecord(dummyWeights(5).transformer);
-      await dp.executeMethod('loadWeights', { source: weights });
+      // A trainer's bytes, handed over to move: the executor copies them (and keeps them for the replay).
+      const bytes = serializeSafetensors(weights);
+      await dp.executeMethodTransfer('loadWeights', [{ source: bytes }], [bytes.buffer as ArrayBuffer]);
+      expect(bytes.byteLength).toBeGreaterThan(0);
       await one.executeMethod('loadWeights', { source: weights });
       // Samples 0-1 go to worker 0, 2-3 (with 'die once') to worker 1, which dies mid-rollout.
       const requests = [{ prompt: 'a red circle', seeds: [1, 2] }, { prompt: 'die once', seeds: [3, 4] }];

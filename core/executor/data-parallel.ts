@@ -75,14 +75,15 @@ export class DataParallelExecutor implements Executor {
   call(method: string, args: unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('the worker is closed'));
     if (method === 'generate') return this.generate(args[0] as GenerateRequest[]);
-    if (BROADCAST_METHODS.has(method)) return this.broadcast(method, args, transfer).then(agreeing(method));
+    // Broadcast arguments are copied to every worker and kept for a restart's replay: nothing moves.
+    if (BROADCAST_METHODS.has(method)) return this.broadcast(method, args).then(agreeing(method));
     return this.onOne(method, args, transfer);
   }
 
   /** `method` on every worker; one result per worker, in worker order. */
   collective(method: string, args: unknown[]): Promise<unknown[]> {
     if (this.closed) return Promise.reject(new Error('the worker is closed'));
-    if (BROADCAST_METHODS.has(method)) return this.broadcast(method, args, []);
+    if (BROADCAST_METHODS.has(method)) return this.broadcast(method, args);
     return Promise.all(this.slots.map((s) => this.onSlot(s, method, args)));
   }
 
@@ -119,11 +120,10 @@ export class DataParallelExecutor implements Executor {
   }
 
   /** Broadcasts run one at a time, after the generate calls in flight (none mixes versions). */
-  private broadcast(method: string, args: unknown[], transfer: ArrayBuffer[]): Promise<unknown[]> {
+  private broadcast(method: string, args: unknown[]): Promise<unknown[]> {
     const run = this.broadcasting.then(async () => {
       while (this.generating > 0) await new Promise<void>((r) => this.idle.push(r));
-      // A buffer cannot move to several threads: every worker but the last gets a copy.
-      const results = await Promise.allSettled(this.slots.map((s, i) => this.onSlot(s, method, args, i === this.slots.length - 1 ? transfer : [])));
+      const results = await Promise.allSettled(this.slots.map((s) => this.onSlot(s, method, args)));
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) throw new Error(`${method} failed on data-parallel worker ${failed}: ${unwrap((results[failed] as PromiseRejectedResult).reason).message}`);
       if (REPLAYED.has(method)) this.journal.push({ method, args });
