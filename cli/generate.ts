@@ -44,9 +44,10 @@ async function runWithProgress(worker: OmniWorker, request: GenerateRequest, bar
 }
 
 export async function generateCommand(opts: GenerateOptions): Promise<string[]> {
+  // The config first: reading it has no side effect, so a bad one leaves no --out folder behind.
+  const config = opts.config ? loadConfigFile(opts.config) : undefined;
   // Before the model loads: a folder that cannot take the outputs must not cost a rollout.
   const outDir = await prepareOutDir(opts.out, opts.overwrite ?? false);
-  const config = opts.config ? loadConfigFile(opts.config) : undefined;
   const worker = await createWorker(config);
   try {
     const request: GenerateRequest = {

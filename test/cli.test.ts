@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,10 @@ describe('omni-worker generate', () => {
 
   it('fails with a clear message on bad arguments', async () => {
     await expect(run('node', [bin, 'generate', '--prompt', 'x', '--num-images', '0'])).rejects.toMatchObject({ stderr: expect.stringMatching(/--num-images must be an integer >= 1/) });
-    await expect(run('node', [bin, 'generate', '--prompt', 'x', '--config', '/nonexistent.yaml'])).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot read config \/nonexistent.yaml/) });
+    // Its own --out: the default (out/ in the working folder) may hold the README's first command's run.
+    const out = join(mkdtempSync(join(tmpdir(), 'omni-cli-')), 'out');
+    await expect(run('node', [bin, 'generate', '--prompt', 'x', '--config', '/nonexistent.yaml', '--out', out])).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot read config \/nonexistent.yaml/) });
+    expect(existsSync(out)).toBe(false); // a bad config leaves no output folder behind
   });
 
   it("refuses a folder holding an earlier run's outputs before the model loads; --overwrite replaces them and keeps other files", async () => {
