@@ -24,7 +24,7 @@ export * from './tensors/safetensors.ts';
 export { firstNonFinite, describeNonFinite } from './tensors/finite.ts';
 export { RolloutBatch } from './rollout/rollout-batch.ts';
 export { COMPONENT_NAMES } from './model/manifest.ts';
-export { describeZodError, invalidError, parseOrThrow } from './validation.ts';
+export { describeZodError, invalidError, parseOrThrow, showValue } from './validation.ts';
 export { streamRandom } from './pipeline/seeded-noise.ts';
 export { toFloat32, fromFloat32, type FloatDType } from './tensors/dtype-convert.ts';
 export { parseModuleRef } from './worker-wrapper/module-ref.ts';

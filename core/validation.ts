@@ -23,3 +23,13 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, whe
   if (!parsed.success) throw invalidError(where, what, parsed.error, prefix);
   return parsed.data;
 }
+
+/**
+ * A value as a message shows it: JSON, except that NaN and +-Infinity stay themselves (JSON writes
+ * them as null, which names the wrong problem), and undefined is "undefined".
+ */
+export function showValue(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'bigint' || v === undefined) return String(v);
+  const marked = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? `\u0000${x}` : x));
+  return marked === undefined ? String(v) : marked.replace(/"\\u0000(-?Infinity|NaN)"/g, '$1');
+}

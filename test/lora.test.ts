@@ -159,6 +159,7 @@ describe('lora', () => {
     const count = () => { batches++; };
     w.events.on('batchDone', count);
     await expect(gen(w, [REQ, { ...REQ, lora: { name: 'attn', scale: 'big' } }])).rejects.toThrow(/request 1: lora must be \{ name: string, scale\?: finite number \}/);
+    await expect(gen(w, [{ ...REQ, lora: { name: 'attn', scale: NaN } }])).rejects.toThrow(/request 0: lora must be .*, got \{"name":"attn","scale":NaN\}$/);
     await expect(gen(w, [REQ, { ...REQ, lora: { name: 'nope' } }])).rejects.toThrow(/no adapter named 'nope'/);
     await expect(gen(w, [{ ...REQ, lora: { name: 'attn', rank: 2 } }])).rejects.toThrow(/request 0: lora must be/);
     expect(batches).toBe(0);

@@ -92,6 +92,8 @@ describe('mixed generate calls', () => {
     await refused([PLAIN, { prompt: 'x', height: 32, width: 32 }], /request 1: height 32 does not fit the model: its graphs take images of 16x16/);
     expect(performance.now() - t0).toBeLessThan(2000);
     await refused([{ prompt: 'x', guidanceScale: Infinity }], /request 0: guidanceScale must be a finite number >= 0, got Infinity/);
+    // Finite as a double, Infinity as the float32 the graphs compute in.
+    await refused([PLAIN, { prompt: 'x', guidanceScale: 1e300 }], /request 1: guidanceScale = 1e\+300 is beyond float32's range/);
     await refused([{ prompt: 'x', sde: { type: 'sde', noiseLevel: 1e6 } }], /request 0: invalid sde option: sde\.noiseLevel: must be at most 1/);
     await refused([PLAIN, { prompt: 'x', lora: { name: 'any', scale: 1e30 } }], /request 1: lora\.scale 1e\+30 is beyond \+-10/);
     await refused([{ prompt: 'x', seed: 2 ** 53 - 1, numOutputsPerPrompt: 3 }], /request 0: seed = 9007199254740991 with 3 samples needs seeds up to/);

@@ -82,6 +82,11 @@ describe('request planning over random mixes', () => {
     expect(() => expandRequests([{ prompt: 'x', seeds: [] }], DEFAULTS, randomSeed)).toThrow(/request 0: seeds is empty/);
     expect(() => expandRequests([{ prompt: 'x' }, { prompt: 'y', seeds: [] }], DEFAULTS, randomSeed)).toThrow(/request 1: seeds is empty/);
     expect(() => expandRequests([{ prompt: 'x', seeds: [1, 1.5] }], DEFAULTS, randomSeed)).toThrow(/request 0: seeds\[1\] must be a non-negative integer, got 1.5/);
+    // NaN and Infinity are named as such (JSON would write null).
+    expect(() => expandRequests([{ prompt: 'x', seeds: [1, NaN] }], DEFAULTS, randomSeed)).toThrow(/request 0: seeds\[1\] must be a non-negative integer, got NaN$/);
+    expect(() => expandRequests([{ prompt: 'x', seed: Infinity }], DEFAULTS, randomSeed)).toThrow(/request 0: seed must be a non-negative integer, got Infinity$/);
+    expect(() => expandRequests([{ prompt: 'x', numOutputsPerPrompt: NaN }], DEFAULTS, randomSeed)).toThrow(/request 0: numOutputsPerPrompt must be a positive integer, got NaN$/);
+    expect(() => expandRequests([{ prompt: 'x', steps: -Infinity }], DEFAULTS, randomSeed)).toThrow(/request 0: steps must be a positive integer, got -Infinity$/);
   });
 
   it('bounds each request by the limits and the model before expanding it', () => {

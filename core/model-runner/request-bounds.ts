@@ -3,6 +3,7 @@
 import type { WorkerConfig } from '../config/schema.ts';
 import type { GenerateRequest } from '../protocol.ts';
 import type { SamplingParams } from '../pipeline/types.ts';
+import { showValue } from '../validation.ts';
 
 export type Limits = WorkerConfig['limits'];
 
@@ -28,7 +29,7 @@ export function fail(i: number, field: string, problem: string): never {
 
 function positiveInt(i: number, field: string, v: unknown): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) fail(i, field, `must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) fail(i, field, `must be a positive integer, got ${showValue(v)}`);
   return v;
 }
 
@@ -37,17 +38,17 @@ export function sampleCount(i: number, r: GenerateRequest, limits: Limits): numb
   const given = positiveInt(i, 'numOutputsPerPrompt', r.numOutputsPerPrompt);
   if (given !== undefined && given > limits.maxSamplesPerCall) fail(i, 'numOutputsPerPrompt', `= ${given} is over limits.maxSamplesPerCall (${limits.maxSamplesPerCall})`);
   if (r.seeds !== undefined) {
-    if (!Array.isArray(r.seeds)) fail(i, 'seeds', `must be an array of seeds, got ${JSON.stringify(r.seeds)}`);
+    if (!Array.isArray(r.seeds)) fail(i, 'seeds', `must be an array of seeds, got ${showValue(r.seeds)}`);
     if (r.seeds.length === 0) fail(i, 'seeds', 'is empty: give one seed per sample, or leave it out');
     if (given !== undefined && r.seeds.length !== given) fail(i, 'seeds', `has ${r.seeds.length} seeds for numOutputsPerPrompt ${given}`);
     if (r.seeds.length > limits.maxSamplesPerCall) fail(i, 'seeds', `has ${r.seeds.length} seeds, over limits.maxSamplesPerCall (${limits.maxSamplesPerCall})`);
     (r.seeds as unknown[]).forEach((s, k) => {
-      if (!Number.isSafeInteger(s) || (s as number) < 0) fail(i, `seeds[${k}]`, `must be a non-negative integer, got ${JSON.stringify(s)}`);
+      if (!Number.isSafeInteger(s) || (s as number) < 0) fail(i, `seeds[${k}]`, `must be a non-negative integer, got ${showValue(s)}`);
     });
   }
   const n = given ?? r.seeds?.length ?? 1;
   if (r.seed !== undefined) {
-    if (!Number.isSafeInteger(r.seed) || r.seed < 0) fail(i, 'seed', `must be a non-negative integer, got ${JSON.stringify(r.seed)}`);
+    if (!Number.isSafeInteger(r.seed) || r.seed < 0) fail(i, 'seed', `must be a non-negative integer, got ${showValue(r.seed)}`);
     // Sample k gets seed + k: past 2^53 - 1 consecutive seeds round to the same number.
     if (r.seeds === undefined && r.seed + (n - 1) > Number.MAX_SAFE_INTEGER) {
       fail(i, 'seed', `= ${r.seed} with ${n} samples needs seeds up to ${r.seed} + ${n - 1}, past 2^53 - 1 where they would repeat`);
@@ -60,7 +61,11 @@ export function sampleCount(i: number, r: GenerateRequest, limits: Limits): numb
 export function samplingParams(i: number, r: GenerateRequest, defaults: SamplingParams, bounds: RequestBounds): SamplingParams {
   const { limits } = bounds;
   if (r.guidanceScale !== undefined && (typeof r.guidanceScale !== 'number' || !Number.isFinite(r.guidanceScale) || r.guidanceScale < 0)) {
-    fail(i, 'guidanceScale', `must be a finite number >= 0, got ${String(r.guidanceScale)}`);
+    fail(i, 'guidanceScale', `must be a finite number >= 0, got ${showValue(r.guidanceScale)}`);
+  }
+  // The graphs take it as float32: past float32's range it would reach them as Infinity.
+  if (r.guidanceScale !== undefined && !Number.isFinite(Math.fround(r.guidanceScale))) {
+    fail(i, 'guidanceScale', `= ${r.guidanceScale} is beyond float32's range (3.4e38), which the model's graphs compute in`);
   }
   const p: SamplingParams = {
     height: positiveInt(i, 'height', r.height) ?? defaults.height,

@@ -6,7 +6,7 @@
 // (adapters plus cached merged weights). Requests with different adapters never share a batch
 // (core batches by plugin options), so each batch runs one merged weight map.
 import { z } from 'zod';
-import { definePlugin, PathAllowlist, tapOptions } from '../../core/public.ts';
+import { definePlugin, PathAllowlist, showValue, tapOptions } from '../../core/public.ts';
 import { buildAdapter } from './adapter.ts';
 import { readAdapterFolder, readAdapterMemory } from './load.ts';
 import { parseLoraConfig } from './peft-config.ts';
@@ -76,7 +76,7 @@ export function parseRequestLora(v: unknown, requestIndex: number, maxScale: num
       return { name, scale };
     }
   }
-  throw new Error(`request ${requestIndex}: lora must be { name: string, scale?: finite number } or an adapter name, got ${JSON.stringify(v)}`);
+  throw new Error(`request ${requestIndex}: lora must be { name: string, scale?: finite number } or an adapter name, got ${showValue(v)}`);
 }
 
 export default definePlugin({
