@@ -3,6 +3,9 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createWorker } from '../index.ts';
 import { definePlugin } from '../core/plugin.ts';
+import { ThreadExecutor } from '../core/executor/executor.ts';
+import { resolveConfig } from '../core/config/load-config.ts';
+import { BUILTIN_PLUGINS } from '../plugins/builtin.ts';
 import { inlineWorker, SMALL_DUMMY } from './support/inline-worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -42,6 +45,14 @@ describe('the caller\'s process', () => {
       expect(r.stderr).toMatch(/Error: the listener threw/);
       expect([r.code, r.signal]).toEqual([1, null]);
     }
+  });
+});
+
+describe('the inference thread\'s files', () => {
+  it('a missing thread module (omni-worker bundled inline) is named, with the fix, before any thread starts', async () => {
+    const registry = { module: '/nonexistent/bundle/plugins/builtin.js', export: 'BUILTIN_PLUGINS', registry: BUILTIN_PLUGINS };
+    await expect(ThreadExecutor.start(resolveConfig({ loadFormat: 'dummy', loadOptions: SMALL_DUMMY }), registry)).rejects
+      .toThrow(/^the inference thread cannot start: \/nonexistent\/bundle\/plugins\/builtin\.js is missing\. .*keep it external.*executor: 'inline'$/);
   });
 });
 

@@ -1,5 +1,6 @@
 // An executor delivers method calls to the worker(s) (vLLM's executor idea): in a worker thread
 // (the default: ONNX Runtime's run blocks its thread) or inline on the caller's thread.
+import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { WorkerEvents, type WorkerEventName } from '../events.ts';
@@ -95,6 +96,13 @@ export class ThreadExecutor implements Executor {
   static start(config: WorkerConfig, registry: RegistryRef): Promise<ThreadExecutor> {
     prepareDeviceEnvironment(config.device, config.cudaTf32); // here: the thread's env is a copy
     const boot = fileURLToPath(new URL('./thread-boot.mjs', import.meta.url));
+    // The thread runs from files beside this one: a bundle that inlined omni-worker lacks them, and
+    // Worker would only say "Cannot find module".
+    const missing = [boot, registry.module].find((file) => !existsSync(file));
+    if (missing) {
+      return Promise.reject(new Error(`the inference thread cannot start: ${missing} is missing. It runs from omni-worker's installed files: ` +
+        `a bundler that inlines omni-worker leaves them behind (keep it external, e.g. esbuild --packages=external), or use executor: 'inline'`));
+    }
     const gate = new NativeGate();
     const watch = new StartWatch();
     const thread = new Worker(boot, {
