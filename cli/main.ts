@@ -1,5 +1,8 @@
 // The omni-worker command line.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { PACKAGE_ROOT } from '../core/package-paths.ts';
 import { generateCommand } from './generate.ts';
 import { dummyModelCommand } from './dummy-model.ts';
 import { setupCuda } from './setup-cuda.ts';
@@ -23,7 +26,8 @@ function float(name: string) {
 }
 
 export function buildProgram(): Command {
-  const program = new Command('omni-worker').description('Diffusion and flow-matching models as RL rollout workers');
+  const { version } = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+  const program = new Command('omni-worker').version(version).description('Diffusion and flow-matching models as RL rollout workers');
   program.command('generate')
     .description('generate images for a prompt; writes PNGs, grid.png and rollout.safetensors')
     .requiredOption('--prompt <text>', 'the prompt')

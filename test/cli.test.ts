@@ -36,6 +36,11 @@ describe('omni-worker generate', () => {
     expect(rollout.metaInfo.steps).toBe(3);
   });
 
+  it('prints the package version with --version', async () => {
+    const { version } = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string };
+    expect((await run('node', [bin, '--version'])).stdout).toBe(`${version}\n`);
+  });
+
   it('fails with a clear message on bad arguments', async () => {
     await expect(run('node', [bin, 'generate', '--prompt', 'x', '--num-images', '0'])).rejects.toMatchObject({ stderr: expect.stringMatching(/--num-images must be an integer >= 1/) });
     // Its own --out: the default (out/ in the working folder) may hold the README's first command's run.
