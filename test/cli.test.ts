@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,6 +34,16 @@ describe('omni-worker generate', () => {
     expect(rollout.nonTensorBatch.seed).toEqual([5, 6, 7]);
     expect(rollout.metaInfo.guidance_scale).toBe(2);
     expect(rollout.metaInfo.steps).toBe(3);
+  });
+
+  it('refuses a --config that is not a regular file at once (a FIFO blocked the process)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omni-cli-'));
+    const fifo = join(dir, 'config.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const refused = await run('node', [bin, 'generate', '--prompt', 'x', '--config', fifo, '--out', join(dir, 'out')], { timeout: 20_000 })
+      .then(() => undefined, (e: { stderr: string; killed: boolean }) => e);
+    expect(refused?.killed).toBe(false);
+    expect(refused?.stderr).toMatch(`cannot read config ${fifo}: ${fifo} is a FIFO (named pipe), not a regular file`);
   });
 
   it('prints the package version with --version', async () => {

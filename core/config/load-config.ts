@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { assertRegularFileSync } from '../files/regular-file.ts';
 import { workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from './schema.ts';
 import { describeZodError } from '../validation.ts';
 
@@ -18,6 +19,7 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
 export function loadConfigFile(path: string): WorkerConfig {
   let text: string;
   try {
+    assertRegularFileSync(path); // readFileSync of a FIFO would block the process until a writer came
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`);

@@ -1,7 +1,7 @@
 // Files a worker reads (weights, adapters, model files) must be regular files. A FIFO named
 // `*.safetensors` would block the open, and with it a libuv thread, until a writer appears;
 // /dev/zero never ends; a folder fails late with EISDIR. They are refused before a byte is read.
-import { constants, type Stats } from 'node:fs';
+import { constants, statSync, type Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 
 function kind(s: Stats): string {
@@ -20,6 +20,12 @@ function notRegular(path: string, s: Stats): Error {
 /** Throws unless `path` (symlinks followed) is a regular file. stat never blocks on a FIFO. */
 export async function assertRegularFile(path: string): Promise<void> {
   const s = await stat(path);
+  if (!s.isFile()) throw notRegular(path, s);
+}
+
+/** assertRegularFile for a synchronous reader (a config file read before anything starts). */
+export function assertRegularFileSync(path: string): void {
+  const s = statSync(path);
   if (!s.isFile()) throw notRegular(path, s);
 }
 
