@@ -64,6 +64,29 @@ describe('rollout coalescing through the server', () => {
     expect(Buffer.from(ok.rawPayload).equals(Buffer.from(alone.rawPayload))).toBe(true);
   });
 
+  it('answers 429 with Retry-After over HTTP once the queue holds maxQueuedSamples', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    let started = 0;
+    const slow: OmniWorker = { ...worker, generate: async (r) => { started++; await gate; return worker.generate(r); } };
+    const s = await buildServer(slow, { coalesceMs: 0, maxQueuedSamples: 2 });
+    try {
+      const send = (seeds: number[]) => s.app.inject({ method: 'POST', url: '/v1/rollouts', payload: [{ prompt: 'a red circle', seeds, steps: 2 }] });
+      const running = send([1]);
+      await vi.waitFor(() => expect(started).toBe(1)); // in flight, held at the gate
+      const queued = send([2, 3]);
+      await vi.waitFor(() => expect(s.coalescer.depth.samples).toBe(2));
+      const refused = await send([4]);
+      expect([refused.statusCode, refused.headers['retry-after'], refused.json().error.message]).toEqual([429, '1', expect.stringMatching(/queue is full \(2 samples waiting, at most 2\)/)]);
+      release();
+      expect([(await running).statusCode, (await queued).statusCode]).toEqual([200, 200]);
+      expect((await s.app.inject('/metrics')).body).toContain('omni_worker_rollouts_total{outcome="429"} 1');
+    } finally {
+      release();
+      await s.close();
+    }
+  });
+
   it('splits a merged rollout back into each caller\'s samples, seeds and meta', async () => {
     calls = 0;
     const [a, b] = await Promise.all([post([{ prompt: 'a red circle', seeds: [5, 6], steps: 2 }]), post([{ prompt: 'a blue square', seed: 9, steps: 2 }])]);
