@@ -7,7 +7,10 @@ from .tensor import convert
 
 
 class Rollout(dict):
-    """Tensors by name (`responses`, `latents_clean`, `all_latents`, `rollout_log_probs`, ...)."""
+    """Tensors by name (`responses`, `latents_clean`, `all_latents`, `rollout_log_probs`, ...).
+
+    len() is the number of samples, as for verl's DataProto (not the number of tensors).
+    """
 
     def __init__(self, tensors, non_tensor_batch, meta_info):
         super().__init__(tensors)
