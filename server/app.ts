@@ -30,9 +30,20 @@ export interface OmniServer {
   /**
    * Graceful stop: /health turns 503, queued rollouts are refused (503), the generate call in
    * flight and every open request finish, then the listener closes. The worker stays open
-   * (its owner closes it). After `graceSeconds` open connections are cut.
+   * (its owner closes it). Work still running after `graceSeconds`, and answers still being
+   * written 5 s after the work is done, have their connections cut.
    */
   close(graceSeconds?: number): Promise<void>;
+}
+
+/** Seconds answers still being written get at shutdown once the work in flight is done. */
+const FLUSH_SECONDS = 5;
+
+/** Waits for `work`, at most `seconds`. */
+async function within(work: Promise<unknown>, seconds: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((done) => { timer = setTimeout(done, seconds * 1000); })]);
+  clearTimeout(timer);
 }
 
 /** Paths unauthenticated callers may reach (load balancers probe it). */
@@ -105,14 +116,10 @@ export async function buildServer(worker: OmniWorker, input: ServeOptionsInput =
     async close(graceSeconds = options.shutdownGraceSeconds) {
       if (closing) return;
       closing = true;
-      let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((done) => { timer = setTimeout(done, graceSeconds * 1000); });
-      const drained = (async () => {
-        await coalescer.close('the server is shutting down');
-        await app.close();
-      })();
-      await Promise.race([drained, grace]);
-      clearTimeout(timer);
+      // The grace bounds the work in flight; once it is done, answers still being written get
+      // FLUSH_SECONDS, so a client that never reads its answer cannot hold the shutdown.
+      await within(coalescer.close('the server is shutting down'), graceSeconds);
+      await within(app.close(), FLUSH_SECONDS);
       // Past the grace: cut what is still open.
       app.server.closeAllConnections?.();
       stopListening();
