@@ -3,7 +3,7 @@
 // gone, so that a supervisor (systemd, Kubernetes) starts a fresh one.
 import { FleetWorker } from '../fleet/fleet-worker.ts';
 import { resolveConfig } from '../core/config/load-config.ts';
-import { parseFleetOptions } from '../fleet/gateway.ts';
+import { fleetOptionsFromJson } from '../fleet/gateway.ts';
 
 export interface FleetWorkerCliOptions {
   nats: string;
@@ -15,7 +15,7 @@ export interface FleetWorkerCliOptions {
 
 export async function fleetWorkerCommand(opts: FleetWorkerCliOptions, log: (line: string) => void): Promise<FleetWorker> {
   const config = resolveConfig(opts.config);
-  const fleet = parseFleetOptions(opts.fleetOptions);
+  const fleet = fleetOptionsFromJson(opts.fleetOptions);
   const worker = await FleetWorker.start({
     nats: opts.nats,
     config: opts.threads === undefined ? config : { ...config, threads: opts.threads },

@@ -20,7 +20,12 @@ const NANOS = 1_000_000;
 
 /** Connects, reconnecting without end (a server restart is waited out, never fatal). */
 export async function connectFleet(url: string, name: string, options: FleetOptions): Promise<Fleet> {
-  const nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5_000 });
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5_000 });
+  } catch (e) {
+    throw new Error(`fleet: cannot connect to NATS at ${url}: ${(e as Error).message} (is nats-server -js running there?)`);
+  }
   try {
     const jsm = await jetstreamManager(nc);
     await ensureStream(jsm, {

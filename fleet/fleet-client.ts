@@ -21,7 +21,7 @@ import { mergeParts, originError, splitBySize, type CallPart } from '../core/exe
 import { connectFleet, type Fleet } from './connection.ts';
 import { decodeValue, encodeValue, pack, unpack, type ControlAnswer } from './codec.ts';
 import { CONTROL_SUBJECT, H, MAX_DELIVERIES_ADVISORY, RESULT_STREAM, resultSubject, ROLLOUT_STREAM, ROLLOUT_SUBJECT, WEIGHTS_KEY, workerSubject } from './names.ts';
-import { fleetOptionsSchema, type FleetOptions, type FleetOptionsInput } from './options.ts';
+import { parseFleetOptions, type FleetOptions, type FleetOptionsInput } from './options.ts';
 import { publishWithRetry } from './publish.ts';
 import type { RegistryEntry, WeightsRecord } from './records.ts';
 
@@ -66,7 +66,7 @@ export class FleetClient implements OmniWorker {
   private constructor(readonly config: WorkerConfig, private readonly fleet: Fleet, private readonly options: FleetOptions) {}
 
   static async connect(o: FleetClientOptions): Promise<FleetClient> {
-    const options = fleetOptionsSchema.parse(o.fleet ?? {});
+    const options = parseFleetOptions(o.fleet);
     const config = resolveConfig(o.config);
     const client = new FleetClient(config, await connectFleet(o.nats, 'omni-worker gateway', options), options);
     const current = await client.fleet.weights.get(WEIGHTS_KEY);

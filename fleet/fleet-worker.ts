@@ -15,7 +15,7 @@ import type { ComponentName } from '../core/model/manifest.ts';
 import { connectFleet, type Fleet } from './connection.ts';
 import { decodeValue, encodeValue, pack, unpack, type ControlAnswer, type ControlCall } from './codec.ts';
 import { CONTROL_SUBJECT, H, ROLLOUT_CONSUMER, ROLLOUT_STREAM, WEIGHTS_KEY, workerSubject } from './names.ts';
-import { fleetOptionsSchema, type FleetOptions, type FleetOptionsInput } from './options.ts';
+import { parseFleetOptions, type FleetOptions, type FleetOptionsInput } from './options.ts';
 import type { PartMessage, RegistryEntry, WeightsRecord } from './records.ts';
 import { publishWithRetry } from './publish.ts';
 
@@ -55,14 +55,15 @@ export class FleetWorker {
   ) {}
 
   static async start(o: FleetWorkerOptions): Promise<FleetWorker> {
-    const options = fleetOptionsSchema.parse(o.fleet ?? {});
+    const options = parseFleetOptions(o.fleet);
     const id = o.id ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-    const worker = await createWorker(o.config);
-    let fleet: Fleet;
+    // The server first: an unreachable fleet is reported before a model is loaded.
+    const fleet = await connectFleet(o.nats, `omni-worker ${id}`, options);
+    let worker: OmniWorker;
     try {
-      fleet = await connectFleet(o.nats, `omni-worker ${id}`, options);
+      worker = await createWorker(o.config);
     } catch (e) {
-      await worker.close();
+      await fleet.nc.close();
       throw e;
     }
     const fw = new FleetWorker(id, fleet, worker, options, o.onFatal ?? (() => undefined));

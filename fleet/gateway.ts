@@ -5,7 +5,7 @@ import type { WorkerConfig } from '../core/config/schema.ts';
 import { FleetClient } from './fleet-client.ts';
 import type { FleetOptionsInput } from './options.ts';
 
-export function parseFleetOptions(json: string | undefined, flag = '--fleet-options'): FleetOptionsInput {
+export function fleetOptionsFromJson(json: string | undefined, flag = '--fleet-options'): FleetOptionsInput {
   if (!json) return {};
   try {
     return JSON.parse(json) as FleetOptionsInput;
@@ -19,7 +19,7 @@ const FIRST_WORKER_WAIT_MS = 10 * 60_000;
 
 export async function connectGateway(nats: string | undefined, config: WorkerConfig | undefined, fleetOptions: string | undefined, print: (line: string) => void): Promise<FleetClient> {
   if (!nats) throw new Error('serve --fleet needs --nats URL (the NATS server the fleet workers use)');
-  const client = await FleetClient.connect({ nats, config, fleet: parseFleetOptions(fleetOptions) });
+  const client = await FleetClient.connect({ nats, config, fleet: fleetOptionsFromJson(fleetOptions) });
   if (!(await client.liveWorkers()).length) {
     print(`waiting for a fleet worker on ${nats} (omni-worker fleet-worker --nats ${nats})`);
     try {

@@ -1,6 +1,7 @@
 // Timings and bounds of the fleet, shared by the gateway and the workers. Whoever creates the
 // streams and buckets first fixes their settings (ackWaitMs, maxDeliveries, registryTtlMs).
 import { z } from 'zod';
+import { parseOrThrow } from '../core/validation.ts';
 
 export const fleetOptionsSchema = z.object({
   /** A part not acknowledged within this goes to another worker (workers extend it while they run). */
@@ -24,3 +25,8 @@ export const fleetOptionsSchema = z.object({
 
 export type FleetOptionsInput = z.input<typeof fleetOptionsSchema>;
 export type FleetOptions = z.output<typeof fleetOptionsSchema>;
+
+/** Checked before any work (model load, connection); errors name the key. */
+export function parseFleetOptions(input: unknown): FleetOptions {
+  return parseOrThrow(fleetOptionsSchema, input ?? {}, 'omni-worker fleet', 'fleet options');
+}
