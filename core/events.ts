@@ -11,9 +11,13 @@ export interface PluginWorkerStates {}
 export type WorkerState = 'loading' | 'ready' | 'closed' | Extract<keyof PluginWorkerStates, string>;
 
 export interface WorkerEventMap {
-  /** batchId: unique within the worker, shared by a batch's step and batchDone events. */
-  step: [info: { batchId: number; step: number; steps: number; batchSize: number }];
-  batchDone: [info: { batchId: number; batchSize: number; seconds: number }];
+  /**
+   * batchId: unique within the worker, shared by a batch's step and batchDone events. With
+   * several workers (data parallel), `worker` says which one ran the batch: (worker, batchId) is
+   * then the unique pair.
+   */
+  step: [info: { batchId: number; step: number; steps: number; batchSize: number; worker?: number }];
+  batchDone: [info: { batchId: number; batchSize: number; seconds: number; worker?: number }];
   requestDone: [info: { requests: number; samples: number; seconds: number }];
   state: [info: { state: WorkerState; detail?: string }];
   log: [info: { level: 'info' | 'warn'; message: string }];

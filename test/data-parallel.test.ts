@@ -54,6 +54,26 @@ describe('data-parallel generate', () => {
     expectSameCall(r, await one.generate([{ prompt: 'a red circle', seeds }]));
   });
 
+  it('tags each forwarded batch event with its worker: (worker, batchId) names one batch', async () => {
+    const done: { worker?: number; batchId: number }[] = [];
+    const steps = new Set<string>();
+    const onDone = (e: { worker?: number; batchId: number }) => done.push(e);
+    const onStep = (e: { worker?: number; batchId: number }) => steps.add(`${e.worker}:${e.batchId}`);
+    dp.events.on('batchDone', onDone);
+    dp.events.on('step', onStep);
+    try {
+      await dp.generate([{ prompt: 'a red circle', seeds: [1, 2, 3, 4, 5, 6] }]);
+      await dp.generate([{ prompt: 'a red circle', seeds: [7, 8, 9] }]);
+    } finally {
+      dp.events.off('batchDone', onDone);
+      dp.events.off('step', onStep);
+    }
+    const pairs = done.map((e) => `${e.worker}:${e.batchId}`);
+    expect(new Set(done.map((e) => e.worker))).toEqual(new Set([0, 1, 2]));
+    expect(new Set(pairs).size).toBe(pairs.length);
+    expect(steps).toEqual(new Set(pairs));
+  });
+
   it('collectiveRpc reaches every worker: one result per worker', async () => {
     const states = await dp.collectiveRpc('getState');
     expect(states).toHaveLength(3);

@@ -206,7 +206,10 @@ export class DataParallelExecutor implements Executor {
     const executor = slot.executor!;
     for (const name of WORKER_EVENT_NAMES) {
       executor.events.on(name, (payload: unknown) => {
-        if (slot.executor === executor) this.events.emit(name, payload as never);
+        if (slot.executor !== executor) return;
+        // Batch ids are per worker: the worker's index keeps (worker, batchId) unique here.
+        const tagged = name === 'step' || name === 'batchDone' ? { ...(payload as object), worker: slot.index } : payload;
+        this.events.emit(name, tagged as never);
       });
     }
   }
