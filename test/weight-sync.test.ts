@@ -138,6 +138,8 @@ describe('loadWeights', () => {
       [{ source: 42 }, /source must be a \.safetensors path/],
       [{ component: 'vae', source: { 'proj_out.weight': good } }, /unknown component "vae"/],
       [null, /loadWeights needs \{ component\?, source, bucket\? \}/],
+      [{ source: { 'proj_out.weight': good }, buckt: true }, /^loadWeights: unknown argument 'buckt' \(did you mean 'bucket'\?\); it takes component, source, bucket; nothing applied$/],
+      [{ componnet: 'transformer', source: { 'proj_out.weight': good } }, /unknown argument 'componnet' \(did you mean 'component'\?\)/],
     ];
     for (const [args, message] of cases) {
       await expect(load(a, args), String(message)).rejects.toThrow(message);

@@ -4,7 +4,7 @@
 //   abortWeightUpdate()    drops the staged buckets
 // A bad update (unknown name, wrong shape, unsupported dtype, malformed file) is an error and
 // changes nothing; staged buckets stay until finishWeightUpdate or abortWeightUpdate.
-import { COMPONENT_NAMES, definePlugin, type ComponentName, type WeightSet, type WeightStore } from '../../core/public.ts';
+import { COMPONENT_NAMES, definePlugin, didYouMean, type ComponentName, type WeightSet, type WeightStore } from '../../core/public.ts';
 import { checkAndConvert } from './convert.ts';
 import { readWeightSource, type WeightSource } from './read-source.ts';
 import { buildMaps, WeightStaging } from './staging.ts';
@@ -49,6 +49,17 @@ export interface LoadWeightsResult {
   stagedTensors: number;
 }
 
+const ARG_KEYS = ['component', 'source', 'bucket'] as const;
+
+/** A misspelt key would be dropped: `buckt: true` would commit a bucket at once instead of staging it. */
+function refuseUnknownKeys(args: object): void {
+  for (const key of Object.keys(args)) {
+    if ((ARG_KEYS as readonly string[]).includes(key)) continue;
+    const near = didYouMean(key, ARG_KEYS);
+    throw new Error(`loadWeights: unknown argument '${key}'${near ? ` (did you mean '${near}'?)` : ''}; it takes ${ARG_KEYS.join(', ')}; nothing applied`);
+  }
+}
+
 function componentOf(store: WeightStore, value: unknown): ComponentName {
   const component = value ?? 'transformer';
   if (typeof component !== 'string' || !(COMPONENT_NAMES as readonly string[]).includes(component)) {
@@ -80,6 +91,7 @@ export default definePlugin({
 
     api.declare.method('loadWeights', async (args: LoadWeightsArgs, options: { bucket?: boolean } = {}): Promise<LoadWeightsResult> => {
       if (args === null || typeof args !== 'object') throw new Error('loadWeights needs { component?, source, bucket? }');
+      refuseUnknownKeys(args);
       const component = componentOf(store, args.component);
       const bucket = Boolean(args.bucket ?? options?.bucket);
       const read = await readWeightSource(args.source);
