@@ -30,5 +30,5 @@ export { toFloat32, fromFloat32, type FloatDType } from './tensors/dtype-convert
 export { parseModuleRef } from './worker-wrapper/module-ref.ts';
 export { PathAllowlist, isInside, type AllowlistOptions } from './path-allowlist.ts';
 export { optionError, CORE_REQUEST_KEYS } from './request-options.ts';
-export { didYouMean, FOREIGN_REQUEST_NAMES } from './request-names.ts';
+export { didYouMean, FOREIGN_REQUEST_NAMES, refuseUnknownArguments } from './request-names.ts';
 export { assertRegularFile, openRegularFile } from './files/regular-file.ts';

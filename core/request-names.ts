@@ -39,3 +39,15 @@ export function unknownRequestKey(requestIndex: number, key: string, known: read
   const why = Object.hasOwn(FOREIGN_REQUEST_NAMES, key) && hint === FOREIGN_REQUEST_NAMES[key] ? " (that is diffusers' or vLLM's name; requests are camelCase)" : '';
   return new Error(`request ${requestIndex}: option '${key}' is not read by core or any loaded plugin${hint ? `; did you mean '${hint}'?${why}` : ''} (known: ${known.join(', ')})`);
 }
+
+/**
+ * Throws "<method>: unknown argument 'buckt' (did you mean 'bucket'?); it takes ..." for the first
+ * key of an RPC's argument object that the method does not read: a misspelt key would be dropped.
+ */
+export function refuseUnknownArguments(method: string, args: object, known: readonly string[]): void {
+  for (const key of Object.keys(args)) {
+    if (known.includes(key)) continue;
+    const near = didYouMean(key, known);
+    throw new Error(`${method}: unknown argument '${key}'${near ? ` (did you mean '${near}'?)` : ''}; it takes ${known.join(', ')}; nothing applied`);
+  }
+}

@@ -120,6 +120,15 @@ describe('lora', () => {
     expectSameRollout(await gen(w, [REQ]), plain);
   });
 
+  it('refuses a misspelt addLora argument and a removeLora/pinLora argument that is not a name, changing nothing', async () => {
+    const before = await w.executeMethod('listLoras');
+    await expect(w.executeMethod('addLora', { name: 'typo', config: attn.config, tensors: attn.tensors, pinn: true } as never)).rejects
+      .toThrow(/^addLora: unknown argument 'pinn' \(did you mean 'pinned'\?\); it takes name, path, config, tensors, pinned, replace, mergeScales; nothing applied$/);
+    await expect(w.executeMethod('removeLora', { name: 'attn' } as never)).rejects.toThrow(/^removeLora: takes the adapter's name \(a non-empty string\), got \{"name":"attn"\}$/);
+    await expect(w.executeMethod('pinLora', { nam: 'attn' } as never)).rejects.toThrow(/^pinLora: takes the adapter's name/);
+    expect(await w.executeMethod('listLoras')).toEqual(before);
+  });
+
   it('loads from memory (named tensors or safetensors bytes) with a config: the trainer\'s case', async () => {
     const expected = await gen(w, [{ ...REQ, lora: 'attn' }]);
     await w.executeMethod('addLora', { name: 'mem', config: attn.config, tensors: attn.tensors });

@@ -6,7 +6,7 @@
 // (adapters plus cached merged weights). Requests with different adapters never share a batch
 // (core batches by plugin options), so each batch runs one merged weight map.
 import { z } from 'zod';
-import { definePlugin, PathAllowlist, showValue, tapOptions } from '../../core/public.ts';
+import { definePlugin, PathAllowlist, refuseUnknownArguments, showValue, tapOptions } from '../../core/public.ts';
 import { buildAdapter } from './adapter.ts';
 import { readAdapterFolder, readAdapterMemory } from './load.ts';
 import { parseLoraConfig } from './peft-config.ts';
@@ -49,6 +49,14 @@ const optionsSchema = z.object({
   maxScale: z.number().finite().positive().default(10),
 }).strict();
 
+const ADD_ARG_KEYS: readonly (keyof AddLoraArgs)[] = ['name', 'path', 'config', 'tensors', 'pinned', 'replace', 'mergeScales'];
+
+/** removeLora / pinLora / unpinLora take the adapter's name itself. */
+function adapterName(method: string, name: unknown): string {
+  if (typeof name !== 'string' || !name) throw new Error(`${method}: takes the adapter's name (a non-empty string), got ${showValue(name)}`);
+  return name;
+}
+
 export interface AddLoraArgs {
   name: string;
   /** A PEFT adapter folder under one of the roots ... */
@@ -90,6 +98,8 @@ export default definePlugin({
 
     api.declare.method('addLora', async (args: AddLoraArgs): Promise<AddLoraResult> => {
       if (args === null || typeof args !== 'object') throw new Error('addLora needs { name, path } or { name, config, tensors }');
+      // A misspelt `pinned` would leave the adapter evictable.
+      refuseUnknownArguments('addLora', args, ADD_ARG_KEYS);
       const { name, path, config, tensors, pinned, replace, mergeScales = [1] } = args;
       if (typeof name !== 'string' || !name) throw new Error('addLora: name must be a non-empty string');
       if (!Array.isArray(mergeScales) || !mergeScales.every((x) => Number.isFinite(x) && Math.abs(x) <= options.maxScale)) {
@@ -107,9 +117,9 @@ export default definePlugin({
       if (base) for (const scale of mergeScales) await store.prepare({ transformer: registry.merged(name, scale, base) });
       return { ...registry.list().find((a) => a.name === name)!, evicted };
     });
-    api.declare.method('removeLora', (name: string) => { registry.remove(name); return registry.names(); });
-    api.declare.method('pinLora', (name: string) => { registry.pin(name, true); return true; });
-    api.declare.method('unpinLora', (name: string) => { registry.pin(name, false); return false; });
+    api.declare.method('removeLora', (name: string) => { registry.remove(adapterName('removeLora', name)); return registry.names(); });
+    api.declare.method('pinLora', (name: string) => { registry.pin(adapterName('pinLora', name), true); return true; });
+    api.declare.method('unpinLora', (name: string) => { registry.pin(adapterName('unpinLora', name), false); return false; });
     api.declare.method('listLoras', (): LoraListing => ({
       adapters: registry.list(), budgetBytes: registry.budgetBytes, usedBytes: registry.usedBytes, mergedBytes: registry.mergedBytes,
     }));

@@ -4,7 +4,7 @@
 //   abortWeightUpdate()    drops the staged buckets
 // A bad update (unknown name, wrong shape, unsupported dtype, malformed file) is an error and
 // changes nothing; staged buckets stay until finishWeightUpdate or abortWeightUpdate.
-import { COMPONENT_NAMES, definePlugin, didYouMean, type ComponentName, type WeightSet, type WeightStore } from '../../core/public.ts';
+import { COMPONENT_NAMES, definePlugin, refuseUnknownArguments, type ComponentName, type WeightSet, type WeightStore } from '../../core/public.ts';
 import { checkAndConvert } from './convert.ts';
 import { readWeightSource, type WeightSource } from './read-source.ts';
 import { buildMaps, WeightStaging } from './staging.ts';
@@ -49,16 +49,8 @@ export interface LoadWeightsResult {
   stagedTensors: number;
 }
 
-const ARG_KEYS = ['component', 'source', 'bucket'] as const;
-
-/** A misspelt key would be dropped: `buckt: true` would commit a bucket at once instead of staging it. */
-function refuseUnknownKeys(args: object): void {
-  for (const key of Object.keys(args)) {
-    if ((ARG_KEYS as readonly string[]).includes(key)) continue;
-    const near = didYouMean(key, ARG_KEYS);
-    throw new Error(`loadWeights: unknown argument '${key}'${near ? ` (did you mean '${near}'?)` : ''}; it takes ${ARG_KEYS.join(', ')}; nothing applied`);
-  }
-}
+// A misspelt key would be dropped: `buckt: true` would commit a bucket at once instead of staging it.
+const ARG_KEYS: readonly (keyof LoadWeightsArgs)[] = ['component', 'source', 'bucket'];
 
 function componentOf(store: WeightStore, value: unknown): ComponentName {
   const component = value ?? 'transformer';
@@ -91,7 +83,7 @@ export default definePlugin({
 
     api.declare.method('loadWeights', async (args: LoadWeightsArgs, options: { bucket?: boolean } = {}): Promise<LoadWeightsResult> => {
       if (args === null || typeof args !== 'object') throw new Error('loadWeights needs { component?, source, bucket? }');
-      refuseUnknownKeys(args);
+      refuseUnknownArguments('loadWeights', args, ARG_KEYS);
       const component = componentOf(store, args.component);
       const bucket = Boolean(args.bucket ?? options?.bucket);
       const read = await readWeightSource(args.source);
