@@ -2,7 +2,8 @@
 // Consumer check: what a user of the published package gets. Packs the package (prepack builds
 // dist/), checks the tarball holds only what a user needs, installs it into a fresh project (the
 // npm registry is the only network used), and there
-//   (a) imports it from plain Node ESM and generates on the embedded model,
+//   (a) imports it from plain Node ESM and generates on the embedded model, and require()s it
+//       from CommonJS (Node's require of ES modules, 20.19 and later),
 //   (b) type-checks a typed consumer file with strict + module nodenext,
 //   (c) runs `npx omni-worker generate` from a folder below the project.
 // Usage: node scripts/consumer-check.mjs [--node 22,24]   (--node: (a) again on those Node
@@ -47,6 +48,8 @@ try {
 
   step('(a) plain Node ESM');
   process.stdout.write(run(process.execPath, ['generate.mjs'], project));
+  step('(a) require() from CommonJS');
+  process.stdout.write(run(process.execPath, ['require.cjs'], project));
   for (const line of nodeLines) {
     step(`(a) on Node ${line} (npm package node@${line})`);
     process.stdout.write(run('npx', ['--yes', '-p', `node@${line}`, '--', 'node', 'generate.mjs'], project));
