@@ -30,7 +30,7 @@ describe('model checks at load', () => {
     expect(checkModel(dummy())).toEqual({ fixedHeight: 16, fixedWidth: 16 });
   });
 
-  it('refuses weights of the wrong shape, dtype or with non-finite values, naming the weight', () => {
+  it('refuses weights of the wrong shape, dtype, with non-finite values, missing or unused, naming the weight', () => {
     expect(() => checkModel(withTransformerWeight('proj_in.weight', f32([32, 5]))))
       .toThrow(/transformer: weight 'proj_in.weight' has shape \[32, 5\], the graph takes \[32, 4\]/);
     expect(() => checkModel(withTransformerWeight('proj_in.weight', { dtype: 'F16', shape: [32, 4], data: new Uint16Array(128) })))
@@ -44,6 +44,8 @@ describe('model checks at load', () => {
     const missing = dummy();
     missing.components.transformer.weights = new Map([...missing.components.transformer.weights].filter(([n]) => n !== 'proj_out.bias'));
     expect(() => checkModel(missing)).toThrow(/transformer: the weights lack 'proj_out.bias'/);
+    expect(() => checkModel(withTransformerWeight('proj_in.wieght', f32([32, 4]))))
+      .toThrow(/transformer: the weights hold 1 tensor\(s\) the graph takes no input for: 'proj_in.wieght'/);
   });
 
   it('refuses a tokenizer or manifest whose sizes the graphs do not take', () => {

@@ -84,6 +84,12 @@ export function checkModel(source: ModelSource): GraphBounds {
       const at = firstNonFinite(w);
       if (at >= 0) problems.push(`${name}: weight '${input}' holds ${describeNonFinite(w, at)}`);
     }
+    // A weight no graph input takes is a misnamed or foreign tensor: never dropped silently.
+    const unused = [...c.weights.keys()].filter((k) => !g.inputs.has(k) || data.has(k));
+    if (unused.length) {
+      problems.push(`${name}: the weights hold ${unused.length} tensor(s) the graph takes no input for: ` +
+        unused.slice(0, 4).map((k) => `'${k}'`).join(', ') + (unused.length > 4 ? ', ...' : ''));
+    }
   }
   // Every data input is [batch, ...]; a static size must be the one the manifest and tokenizer give.
   const expect = (component: ComponentName, input: string, axis: number, want: number, what: string) => {
