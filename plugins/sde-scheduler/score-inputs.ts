@@ -1,7 +1,7 @@
 // computeLogProbs' arguments, checked: every error names the field. Locates each recorded
 // step in the schedule (from windowStarts, or by matching allTimesteps to sigmas * 1000).
 import { z } from 'zod';
-import { describeZodError, didYouMean as suggest, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
+import { describeZodError, didYouMean as suggest, refuseUnknownArguments, numel, type HostTensor, type ModelSpec } from '../../core/public.ts';
 import { DEFAULT_NOISE_LEVEL } from './plan.ts';
 import { MAX_NOISE_LEVEL } from './options.ts';
 import type { StochasticType } from './sde-step.ts';
@@ -63,9 +63,7 @@ function didYouMean(key: string, known: readonly string[]): string {
 
 /** Unknown keys of the arguments and of requestOptions, refused with the likely intended name. */
 function refuseUnknownKeys(args: Record<string, unknown>, keys: RequestKeys): void {
-  for (const key of Object.keys(args)) {
-    if (!(ARG_KEYS as readonly string[]).includes(key)) fail(`unknown argument '${key}'${didYouMean(key, ARG_KEYS)}; it takes ${ARG_KEYS.join(', ')}`);
-  }
+  refuseUnknownArguments('computeLogProbs', args, ARG_KEYS);
   const options = args.requestOptions;
   if (options === null || typeof options !== 'object' || Array.isArray(options)) return; // the schema says what it must be
   for (const key of Object.keys(options)) {

@@ -14,7 +14,7 @@
 // sleep when what the level releases is already released, and wakeUp when awake, are no-ops
 // (freedBytes 0, restored []); a call while a sleep is in progress is an error.
 import { z } from 'zod';
-import { definePlugin, parseOrThrow, tapOptions, weightBytes, type PluginApi, type SleepReport, type WeightMap } from '../../core/public.ts';
+import { definePlugin, parseOrThrow, refuseUnknownArguments, tapOptions, weightBytes, type PluginApi, type SleepReport, type WeightMap } from '../../core/public.ts';
 import { measureDevice, measureHost, type HostMemory } from './memory.ts';
 import { CheckpointTracker } from './checkpoint.ts';
 import { WakeFailures } from './wake-failures.ts';
@@ -259,8 +259,7 @@ function parseWakeArgs(arg: unknown, declared: readonly string[]): { tags: strin
   let fromCheckpoint = false;
   if (Array.isArray(arg) || arg === undefined || arg === null) raw = arg ?? undefined;
   else if (typeof arg === 'object') {
-    const unknown = Object.keys(arg).filter((k) => k !== 'tags' && k !== 'checkpoint');
-    if (unknown.length) throw new Error(`wakeUp: unknown argument ${unknown.map((k) => `'${k}'`).join(', ')} (expected { tags?, checkpoint? })`);
+    refuseUnknownArguments('wakeUp', arg, ['tags', 'checkpoint']);
     const { tags, checkpoint } = arg as { tags?: unknown; checkpoint?: unknown };
     if (checkpoint !== undefined && typeof checkpoint !== 'boolean') throw new Error(`wakeUp: checkpoint must be true or false, got ${JSON.stringify(checkpoint)}`);
     raw = tags;
