@@ -51,7 +51,7 @@ export function buildProgram(): Command {
     .option('--heads <n>', 'attention heads; --hidden must be a multiple (default 1)', int('--heads', 1))
     .option('--height <px>', 'image height, a multiple of 2 (default 16)', int('--height', 2))
     .option('--width <px>', 'image width, a multiple of 2 (default 16)', int('--width', 2))
-    .addOption(new Option('--dtype <type>', 'weights dtype in the .safetensors files').choices(['f32', 'f16', 'bf16']).default('f32'))
+    .addOption(new Option('--dtype <type>', 'weights dtype in the .safetensors files, and the precision the graphs compute in (inputs and outputs stay float32)').choices(['f32', 'f16', 'bf16']).default('f32'))
     .option('--seed <k>', 'seed of the weights (default 0)', int('--seed', 0))
     .action(async (opts) => {
       const m = await dummyModelCommand(opts);

@@ -27,6 +27,7 @@ export { COMPONENT_NAMES } from './model/manifest.ts';
 export { describeZodError, invalidError, parseOrThrow, showValue } from './validation.ts';
 export { streamRandom } from './pipeline/seeded-noise.ts';
 export { toFloat32, fromFloat32, type FloatDType } from './tensors/dtype-convert.ts';
+export { PRECISIONS, PRECISION_DTYPE, PRECISION_ONNX, type Precision } from './model/precision.ts';
 export { parseModuleRef } from './worker-wrapper/module-ref.ts';
 export { PathAllowlist, isInside, type AllowlistOptions } from './path-allowlist.ts';
 export { optionError, CORE_REQUEST_KEYS } from './request-options.ts';

@@ -1,5 +1,6 @@
 // The worker's config: YAML or JSON, validated; every error names the path and the problem.
 import { z } from 'zod';
+import { PRECISIONS } from '../model/precision.ts';
 
 const pluginEntry = z.union([
   z.string().min(1),
@@ -31,13 +32,20 @@ export const workerConfigSchema = z.object({
   devices: z.array(z.string().regex(/^(cpu|webgpu|cuda(:\d+)?)$/, "must be 'cpu', 'webgpu', 'cuda' or 'cuda:N'")).min(1).optional(),
   /** Data parallel on one `device` (cpu): this many workers. 1 by default. */
   dataParallelSize: z.number().int().positive().default(1),
+  /**
+   * The precision the model must run in (docs/gpu-design.md, "Half precision"). The folder decides
+   * (its graphs take their parameters and compute in one dtype); a model of another precision is
+   * refused at load. Absent: whatever the folder holds.
+   */
+  dtype: z.enum(PRECISIONS).optional(),
   /** CUDA: allow TF32 matmuls (faster, ~1e-2 off float32); strict float32 by default. */
   cudaTf32: z.boolean().default(false),
   /**
    * Where the weights live between runs (docs/gpu-design.md): 'session' makes them initializers of
    * the ONNX Runtime session (copied onto the device once; a weight update builds a new session
    * beside the serving one), 'inputs' feeds them on every run (used in place on the CPU).
-   * 'auto': session on cuda, inputs elsewhere.
+   * 'auto': session on cuda, inputs elsewhere (session too for a model with bfloat16 parameters,
+   * which the Node.js binding cannot feed as inputs).
    */
   weightResidency: z.enum(['auto', 'inputs', 'session']).default('auto'),
   /**

@@ -6,6 +6,8 @@ import type { WorkerEvents, WorkerState } from '../events.ts';
 import { COMPONENT_NAMES, type ComponentName } from '../model/manifest.ts';
 import { OnnxComponent, type WeightResidency } from '../model/onnx-component.ts';
 import { checkModel } from '../model/model-checks.ts';
+import { checkPrecision, hasBf16Parameters } from '../model/precision.ts';
+import { graphForDevice } from '../model/bf16-widen.ts';
 import { sessionOptions } from '../model/execution-provider.ts';
 import type { LoadedModel } from '../model/loaded-model.ts';
 import type { ComponentSource, ModelSource } from '../model/source.ts';
@@ -62,17 +64,19 @@ export class DiffusionWorker {
     }
     // Before any session opens or weight is installed: a refused model leaves nothing behind.
     const graphBounds = checkModel(source);
+    checkPrecision(source, this.config.dtype);
+    const residency = this.residencyFor(source);
     const options = sessionOptions(device, threads, deviceId);
-    const resident = this.residency === 'session';
+    const resident = residency === 'session';
     const components: Partial<Record<ComponentName, OnnxComponent>> = {};
     const weights: WeightSet = {};
     for (const name of COMPONENT_NAMES) {
       const c = source.components[name];
       if (!c) continue;
-      const residency = resident
+      const context = resident
         ? { current: () => this.weights.get(name), settled: () => this.inFlightSettled(), spare: this.config.spareSessions }
         : undefined;
-      components[name] = new OnnxComponent(name, c.graph, device, options, residency);
+      components[name] = new OnnxComponent(name, graphForDevice(c.graph, device), device, options, context);
       weights[name] = c.weights;
     }
     this.weights.install(weights);
@@ -105,11 +109,20 @@ export class DiffusionWorker {
     return this.loaded;
   }
 
-  /** Where the weights live between runs: config.weightResidency, 'auto' resolved by device. */
-  get residency(): WeightResidency {
+  /**
+   * Where the weights live between runs: config.weightResidency, 'auto' resolved by device, and by
+   * the model: onnxruntime-node has no bfloat16 tensors, so bfloat16 parameters can only be
+   * initializers (session residency); 'inputs' is refused for them.
+   */
+  private residencyFor(source: ModelSource): WeightResidency {
     const { weightResidency, device } = this.config;
+    const bf16 = COMPONENT_NAMES.filter((n) => source.components[n] && hasBf16Parameters(source.components[n]!.graph, n));
+    if (weightResidency === 'inputs' && bf16.length) {
+      throw new Error(`config weightResidency 'inputs' cannot feed the bfloat16 parameters of ${bf16.join(', ')} (model ${source.origin}): ` +
+        `onnxruntime-node has no bfloat16 tensors; use weightResidency 'session' or 'auto'`);
+    }
     if (weightResidency !== 'auto') return weightResidency;
-    return device === 'cuda' ? 'session' : 'inputs';
+    return device === 'cuda' || bf16.length ? 'session' : 'inputs';
   }
 
   execute(requests: readonly GenerateRequest[]): Promise<RolloutData> {

@@ -1,6 +1,6 @@
 // plugins/dummy-loader: loadFormat 'dummy' builds a runnable model of a given small architecture
 // with seeded random weights and no files, for unit tests of pipelines and plugins.
-import { definePlugin, f32, fillGaussian, parseOrThrow, type ComponentName, type HostTensor, type ModelSource, type ModelSpec, type TokenizerSpec, type WeightMap } from '../../core/public.ts';
+import { definePlugin, f32, fillGaussian, fromFloat32, parseOrThrow, PRECISION_DTYPE, type ComponentName, type FloatDType, type HostTensor, type ModelSource, type ModelSpec, type TokenizerSpec, type WeightMap } from '../../core/public.ts';
 import { decoderGraph, dummyArchSchema, textEncoderGraph, transformerGraph, type DummyArch, type ParamShapes } from './architecture.ts';
 
 export const PLUGIN_NAME = 'dummy-loader';
@@ -69,9 +69,17 @@ export function dummyModelParts(arch: DummyArch): { spec: ModelSpec; tokenizer: 
   return { spec, tokenizer, components };
 }
 
-function seededWeights(c: DummyComponent, seed: number): WeightMap {
+/** A seeded parameter in the model's dtype: the float32 values rounded to nearest even, as PyTorch's .half() / .bfloat16(). */
+export function seededParameterIn(arch: DummyArch, name: string, shape: readonly number[], stream: number): HostTensor {
+  const t = seededParameter(name, shape, arch.seed, stream);
+  if (arch.dtype === 'float32') return t;
+  const dtype = PRECISION_DTYPE[arch.dtype] as FloatDType;
+  return { dtype, shape: t.shape, data: fromFloat32(t.data, dtype) };
+}
+
+function seededWeights(c: DummyComponent, arch: DummyArch): WeightMap {
   const map = new Map<string, HostTensor>();
-  for (const [name, stream] of c.streams) map.set(name, seededParameter(name, c.params.get(name)!, seed, stream));
+  for (const [name, stream] of c.streams) map.set(name, seededParameterIn(arch, name, c.params.get(name)!, stream));
   return map;
 }
 
@@ -79,7 +87,7 @@ export function buildDummyModel(arch: DummyArch): ModelSource {
   const { spec, tokenizer, components: parts } = dummyModelParts(arch);
   const entries = Object.entries(parts) as [ComponentName, DummyComponent][];
   const weightsOf = () => Object.fromEntries(
-    entries.map(([n, c]) => [n, seededWeights(c, arch.seed)]),
+    entries.map(([n, c]) => [n, seededWeights(c, arch)]),
   ) as Record<ComponentName, WeightMap>;
   const weights = weightsOf();
   // A loop, not a closure: a closure naming `weights` would share this scope's context with

@@ -4,12 +4,13 @@
 // written one tensor at a time: memory holds one parameter, whatever the model's size.
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fromFloat32, writeSafetensorsStream, type ComponentName, type DType, type ModelSpec } from '../../core/public.ts';
+import { PRECISION_DTYPE, writeSafetensorsStream, type ComponentName, type ModelSpec, type Precision } from '../../core/public.ts';
 import type { DummyArch } from './architecture.ts';
-import { dummyModelParts, seededParameter } from './index.ts';
+import { dummyModelParts, seededParameterIn } from './index.ts';
 
+/** The command line's names for the precisions. */
 export type WeightDType = 'f32' | 'f16' | 'bf16';
-const SAFETENSORS_DTYPE: Record<WeightDType, DType & ('F32' | 'F16' | 'BF16')> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+export const PRECISION_OF: Record<WeightDType, Precision> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
 
 export interface WrittenModel {
   dir: string;
@@ -28,21 +29,23 @@ async function emptyFolder(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
 }
 
-function modelCard(arch: DummyArch, dtype: WeightDType, parameters: number): string {
+function modelCard(arch: DummyArch, parameters: number): string {
   return `# ${`dummy-h${arch.hidden}-l${arch.layers}`}
 
 Written by \`omni-worker dummy-model\`: the dummy loader's architecture (plugins/dummy-loader) with
 seeded random weights (seed ${arch.seed}), for tests and benchmarks. It draws noise, not pictures.
 
-- ${parameters.toLocaleString('en-US')} parameters, weights in ${SAFETENSORS_DTYPE[dtype]}
+- ${parameters.toLocaleString('en-US')} parameters, weights in ${PRECISION_DTYPE[arch.dtype]}, computed in ${arch.dtype}
+  (inputs and outputs float32)
 - architecture: \`${JSON.stringify(arch)}\`
 `;
 }
 
-export async function writeDummyModelFolder(dir: string, arch: DummyArch, dtype: WeightDType = 'f32'): Promise<WrittenModel> {
+/** Writes the folder; `arch.dtype` gives the weights' dtype and the graphs' precision. */
+export async function writeDummyModelFolder(dir: string, arch: DummyArch): Promise<WrittenModel> {
   const { spec, tokenizer, components } = dummyModelParts(arch);
   await emptyFolder(dir);
-  const st = SAFETENSORS_DTYPE[dtype];
+  const st = PRECISION_DTYPE[arch.dtype];
   const files: string[] = [];
   const put = async (name: string, data: Uint8Array | string) => {
     await writeFile(join(dir, name), data);
@@ -55,18 +58,17 @@ export async function writeDummyModelFolder(dir: string, arch: DummyArch, dtype:
     await put(`${name}.onnx`, c.graph);
     const specs = [...c.params].map(([n, shape]) => ({ name: n, dtype: st, shape }));
     await writeSafetensorsStream(join(dir, `${name}.safetensors`), specs, ({ name: n, shape }) => {
-      const t = seededParameter(n, shape, arch.seed, c.streams.get(n)!);
+      const t = seededParameterIn(arch, n, shape, c.streams.get(n)!);
       parameters += t.data.length;
-      const data = dtype === 'f32' ? t.data : fromFloat32(t.data, st);
-      weightBytes += data.byteLength;
-      return { dtype: st, shape, data };
+      weightBytes += t.data.byteLength;
+      return t;
     }, { format: 'pt' });
     files.push(`${name}.safetensors`);
     manifestComponents[name] = { graph: `${name}.onnx`, weights: `${name}.safetensors` };
   }
   const manifest: ModelSpec = { ...spec, name: `dummy-h${arch.hidden}-l${arch.layers}`, tokenizer: 'tokenizer.json', components: manifestComponents };
   await put('tokenizer.json', `${JSON.stringify(tokenizer, null, 2)}\n`);
-  await put('README.md', modelCard(arch, dtype, parameters));
+  await put('README.md', modelCard(arch, parameters));
   await put('model.json', `${JSON.stringify(manifest, null, 2)}\n`); // last: a folder with model.json is complete
   return { dir, files, parameters, weightBytes };
 }

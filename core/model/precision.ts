@@ -1,0 +1,50 @@
+// A model's precision: the float dtype its graphs take their parameters in and compute in
+// (docs/gpu-design.md, "Half precision"). The folder decides it; config `dtype` only asserts it.
+// Data inputs and outputs stay float32 in every precision (Casts inside the graphs), so latents,
+// the scheduler step and log-probs stay float32 on the host.
+import type { DType } from '../tensors/tensor.ts';
+import { graphInputTypes } from './graph-inputs.ts';
+import { DATA_INPUTS, type ComponentName } from './manifest.ts';
+import type { ModelSource } from './source.ts';
+
+export const PRECISIONS = ['float32', 'float16', 'bfloat16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+export const PRECISION_DTYPE: Record<Precision, DType> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+/** ONNX TensorProto.DataType of each precision. */
+export const PRECISION_ONNX: Record<Precision, number> = { float32: 1, float16: 10, bfloat16: 16 };
+const BY_DTYPE = new Map(PRECISIONS.map((p) => [PRECISION_DTYPE[p], p]));
+
+/** The float dtypes a component's graph takes its parameters in (data inputs left out). */
+export function parameterPrecisions(graph: Uint8Array, component: ComponentName): Set<Precision> {
+  const data = new Set(DATA_INPUTS[component]);
+  const out = new Set<Precision>();
+  for (const [name, dtype] of graphInputTypes(graph)) {
+    const p = dtype && BY_DTYPE.get(dtype);
+    if (p && !data.has(name)) out.add(p);
+  }
+  return out;
+}
+
+/**
+ * The model's precision: the one float dtype of its transformer's parameters (the denoiser is
+ * where the compute is). A transformer mixing float dtypes has none (undefined).
+ */
+export function modelPrecision(source: ModelSource): Precision | undefined {
+  const found = parameterPrecisions(source.components.transformer.graph, 'transformer');
+  return found.size === 1 ? [...found][0] : found.size === 0 ? 'float32' : undefined;
+}
+
+/** Refuses a model whose precision is not the one the config asks for, naming both. */
+export function checkPrecision(source: ModelSource, wanted: Precision | undefined): void {
+  if (!wanted) return;
+  const found = modelPrecision(source);
+  if (found === wanted) return;
+  const has = found ?? `mixed (${[...parameterPrecisions(source.components.transformer.graph, 'transformer')].join(', ')})`;
+  throw new Error(`config dtype is '${wanted}', but model ${source.origin} is ${has}: its graphs fix the precision ` +
+    `(parameters and compute), so the folder decides; write the model in ${wanted} (\`omni-worker dummy-model --dtype\`, or export it so) or drop dtype from the config`);
+}
+
+/** Whether any parameter of the graph is bfloat16, which onnxruntime-node cannot feed as an input. */
+export function hasBf16Parameters(graph: Uint8Array, component: ComponentName): boolean {
+  return parameterPrecisions(graph, component).has('bfloat16');
+}
