@@ -123,7 +123,7 @@ def render(scenes: dict, supersample: int = 4, chunk: int = 512) -> np.ndarray:
         sl = slice(s0, min(n, s0 + chunk))
         b = sl.stop - sl.start
         img = np.broadcast_to(bg_rgb[scenes["bg"][sl]][:, :, None, None], (b, 3, S, S)).copy()
-        for k in range(2):
+        for k in range(scenes["shape"].shape[1]):  # objects per scene (2 here; more elsewhere)
             m = _masks(scenes["shape"][sl, k], scenes["cx"][sl, k], scenes["cy"][sl, k],
                        scenes["radius"][sl, k], X, Y)
             col = fg_rgb[np.clip(scenes["color"][sl, k], 0, None)][:, :, None, None]
@@ -138,7 +138,7 @@ def slot_labels(scenes: dict):
     n = len(scenes["bg"])
     slot_shape = np.zeros((n, 5), dtype=np.int64)
     slot_color = np.full((n, 5), -1, dtype=np.int64)
-    for k in range(2):
+    for k in range(scenes["shape"].shape[1]):  # objects per scene (2 here; more elsewhere)
         has = scenes["shape"][:, k] >= 0
         idx = np.nonzero(has)[0]
         slot_shape[idx, scenes["pos"][idx, k]] = scenes["shape"][idx, k] + 1
