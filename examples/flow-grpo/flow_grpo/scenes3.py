@@ -36,3 +36,41 @@ def sample_scenes(n: int, seed: int, p_objects=(0.3, 0.3, 0.4)) -> dict:
     cy = centers[np.clip(pos, 0, 4), 1] + jitter[..., 1]
     bg = rng.integers(0, len(BACKGROUNDS), size=n)
     return dict(n_obj=n_obj, shape=shape, color=color, size=size, pos=pos, radius=radius, cx=cx, cy=cy, bg=bg)
+
+
+def captions(scenes: dict) -> list:
+    """Every object named with its colour, shape and place, in the task's wording."""
+    from omni_ref.scenes import COLOR_NAMES, POSITIONS, SHAPES
+    from .prompts import object_phrase
+    return [" and ".join(object_phrase(COLOR_NAMES[scenes["color"][i, k]], SHAPES[scenes["shape"][i, k]],
+                                       POSITIONS[scenes["pos"][i, k]]) for k in range(scenes["n_obj"][i]))
+            for i in range(len(scenes["bg"]))]
+
+
+def main(argv=None):
+    """Writes three-object renders and their captions (right and wrong) for the classifier check:
+    python3 -m flow_grpo.scenes3 --out FILE [--n 64 --seed 3]."""
+    import argparse
+    import json
+
+    import omni_worker as ow
+    from omni_ref.scenes import COLOR_NAMES
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=3)
+    a = ap.parse_args(argv)
+    sc = sample_scenes(a.n, a.seed, p_objects=(0.0, 0.0, 1.0))
+    right = captions(sc)
+    wrong_sc = {k: v.copy() for k, v in sc.items()}
+    for i in range(a.n):  # the last object takes a colour no object of the scene has
+        free = [c for c in range(len(COLOR_NAMES)) if c not in sc["color"][i]]
+        wrong_sc["color"][i, 2] = free[i % len(free)]
+    images = render(sc)
+    t = {"images": ow.Tensor("U8", images.shape, images.reshape(-1).tobytes())}
+    with open(a.out, "wb") as f:
+        f.write(ow.safetensors.serialize(t, {"prompts": json.dumps(right), "wrong_prompts": json.dumps(captions(wrong_sc))}))
+
+
+if __name__ == "__main__":
+    main()
