@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dummyModelCommand } from '../cli/dummy-model.ts';
 import { loadModelFolder } from '../core/model/folder-loader.ts';
 import { widenBf16Compute } from '../core/model/bf16-widen.ts';
+import { asExternalInitializers } from '../core/model/initializer-graph.ts';
+import { checkPrecision } from '../core/model/precision.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import { fromFloat32, toFloat32 } from '../core/tensors/dtype-convert.ts';
 import { readSafetensorsTensors, serializeSafetensors } from '../core/tensors/safetensors.ts';
@@ -101,7 +103,7 @@ describe.each(HALF)('a %s dummy model', (precision, dtype, elemType) => {
       const full = await generate(reference, REQ);
       const drift = maxAbsDiff(half.batch.latents_clean!, full.batch.latents_clean!);
       expect(drift).toBeGreaterThan(0);
-      expect(drift).toBeLessThan(precision === 'float16' ? 0.02 : 0.1);
+      expect(drift).toBeLessThan(precision === 'float16' ? 0.02 : 0.05); // measured 0.008 and 0.011
     });
 
     it("gives ratio 1 when computeLogProbs scores the rollout's own trajectory", async () => {
@@ -171,6 +173,18 @@ describe('choosing the precision', () => {
       .rejects.toThrow(/config dtype is 'float32', but model .* is bfloat16/);
   });
 
+  it('reads the precision of a graph with its weights fixed inside, and refuses one whose parameters mix dtypes', () => {
+    const source = buildDummyModel(dummyArchSchema.parse({ ...ARCH, dtype: 'float16' }));
+    const { transformer } = source.components;
+    const fixed = { ...source, components: { ...source.components, transformer: { graph: asExternalInitializers(transformer.graph, transformer.weights).graph, weights: new Map() } } };
+    expect(() => checkPrecision(fixed, 'float16')).not.toThrow();
+    expect(() => checkPrecision(fixed, 'float32')).toThrow(/config dtype is 'float32', but model .* is float16/);
+    const model = onnx.ModelProto.decode(transformer.graph);
+    model.graph.input.find((i: any) => i.name === 'proj_in.weight').type.tensorType.elemType = FLOAT;
+    const mixed = { ...source, components: { ...source.components, transformer: { ...transformer, graph: onnx.ModelProto.encode(model).finish() } } };
+    expect(() => checkPrecision(mixed, 'float16')).toThrow(/is mixed \(float16, float32\)|is mixed \(float32, float16\)/);
+  });
+
   it("refuses weightResidency 'inputs' for bfloat16 parameters, which onnxruntime-node cannot feed", async () => {
     await expect(inlineWorker({ loadOptions: { ...ARCH, dtype: 'bfloat16' }, weightResidency: 'inputs' }))
       .rejects.toThrow(/weightResidency 'inputs' cannot feed the bfloat16 parameters of text_encoder, transformer, decoder .*use weightResidency 'session' or 'auto'/);
@@ -194,6 +208,7 @@ describe('choosing the precision', () => {
     const { transformer } = buildDummyModel(dummyArchSchema.parse({ ...ARCH, dtype: 'bfloat16' })).components;
     const { g, type } = valueTypes(widenBf16Compute(transformer.graph));
     for (const name of transformer.weights.keys()) expect(type.get(name)).toBe(BFLOAT16);
+    expect(g.initializer.filter((t: any) => t.dataType === BFLOAT16)).toEqual([]);
     for (const n of g.node) {
       if (n.opType === 'Cast' && type.get(n.input[0]) === BFLOAT16) continue;
       for (const o of n.output) expect(type.get(o), `${n.opType} ${o}`).not.toBe(BFLOAT16);

@@ -2,8 +2,9 @@
 // (docs/gpu-design.md, "Half precision"). The folder decides it; config `dtype` only asserts it.
 // Data inputs and outputs stay float32 in every precision (Casts inside the graphs), so latents,
 // the scheduler step and log-probs stay float32 on the host.
+import onnxProto from 'onnx-proto';
 import type { DType } from '../tensors/tensor.ts';
-import { graphInputTypes } from './graph-inputs.ts';
+import { graphInputTypes, ONNX_TO_DTYPE } from './graph-inputs.ts';
 import { DATA_INPUTS, type ComponentName } from './manifest.ts';
 import type { ModelSource } from './source.ts';
 
@@ -13,6 +14,7 @@ export const PRECISION_DTYPE: Record<Precision, DType> = { float32: 'F32', float
 /** ONNX TensorProto.DataType of each precision. */
 export const PRECISION_ONNX: Record<Precision, number> = { float32: 1, float16: 10, bfloat16: 16 };
 const BY_DTYPE = new Map(PRECISIONS.map((p) => [PRECISION_DTYPE[p], p]));
+const { onnx } = onnxProto as unknown as { onnx: any };
 
 /** The float dtypes a component's graph takes its parameters in (data inputs left out). */
 export function parameterPrecisions(graph: Uint8Array, component: ComponentName): Set<Precision> {
@@ -25,13 +27,27 @@ export function parameterPrecisions(graph: Uint8Array, component: ComponentName)
   return out;
 }
 
+/** The dtype of the graph's largest float initializer: the precision of a graph whose weights are fixed in it. */
+function fixedWeightsPrecision(graph: Uint8Array): Precision | undefined {
+  let best: { size: number; p: Precision } | undefined;
+  for (const t of onnx.ModelProto.decode(graph).graph?.initializer ?? []) {
+    const p = BY_DTYPE.get(ONNX_TO_DTYPE[t.dataType]);
+    const size = (t.dims as number[]).reduce((a, b) => a * Number(b), 1);
+    if (p && size > (best?.size ?? 0)) best = { size, p };
+  }
+  return best?.p;
+}
+
 /**
  * The model's precision: the one float dtype of its transformer's parameters (the denoiser is
- * where the compute is). A transformer mixing float dtypes has none (undefined).
+ * where the compute is), or of its largest initializer when its weights are fixed in the graph.
+ * A transformer mixing float dtypes in its parameters has none (undefined).
  */
 export function modelPrecision(source: ModelSource): Precision | undefined {
-  const found = parameterPrecisions(source.components.transformer.graph, 'transformer');
-  return found.size === 1 ? [...found][0] : found.size === 0 ? 'float32' : undefined;
+  const graph = source.components.transformer.graph;
+  const found = parameterPrecisions(graph, 'transformer');
+  if (found.size > 1) return undefined;
+  return found.size ? [...found][0] : fixedWeightsPrecision(graph) ?? 'float32';
 }
 
 /** Refuses a model whose precision is not the one the config asks for, naming both. */
