@@ -41,7 +41,9 @@ describe.skipIf(!NUMPY)('flow-grpo example (python3 + numpy, no PyTorch)', () =>
     expect(made.output).toBe('');
     const file = await readSafetensorsFile(renders);
     const reward = await SceneAlignmentReward.load();
-    const out = await reward.classify(file.get('images'));
+    const images = file.get('images');
+    expect(images.dtype).toBe('U8');
+    const out = await reward.classify({ data: images.data as Uint8Array, shape: images.shape });
     await reward.dispose();
     const classified = join(dir, 'classified.safetensors');
     await writeSafetensorsFile(classified, {
