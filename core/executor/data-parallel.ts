@@ -4,7 +4,8 @@
 // worker that dies is reported (a 'log' event), its part of the call runs on the others, and it
 // is restarted with the state changes replayed.
 import type { WorkerConfig } from '../config/schema.ts';
-import { WorkerEvents, WORKER_EVENT_NAMES } from '../events.ts';
+import { WORKER_EVENT_NAMES, type WorkerEventName, type WorkerEvents } from '../events.ts';
+import { ListenedEvents } from './event-interest.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
 import { DEFAULT_CLOSE_TIMEOUT_MS, ThreadExecutor, type CloseOptions, type Executor, type RegistryRef } from './executor.ts';
 import { mergeParts, originError, splitBySamples, type CallPart } from './sample-split.ts';
@@ -39,7 +40,9 @@ interface Slot {
 }
 
 export class DataParallelExecutor implements Executor {
-  readonly events = new WorkerEvents();
+  readonly events: WorkerEvents = new ListenedEvents((name, on) => { for (const slot of this.slots) this.forward(slot, name, on); });
+  /** Each worker's forwarding listeners, by event name. */
+  private readonly forwarders = new WeakMap<Executor, Map<WorkerEventName, (payload: unknown) => void>>();
   private readonly journal: { method: string; args: unknown[] }[] = [];
   /** Generate calls in flight; a broadcast waits for them (one version per rollout). */
   private generating = 0;
@@ -202,16 +205,35 @@ export class DataParallelExecutor implements Executor {
     });
   }
 
+  /** Forwards from a slot's (new) worker what is listened to here, tagged with the worker's index. */
   private forwardEvents(slot: Slot): void {
-    const executor = slot.executor!;
-    for (const name of WORKER_EVENT_NAMES) {
-      executor.events.on(name, (payload: unknown) => {
-        if (slot.executor !== executor) return;
-        // Batch ids are per worker: the worker's index keeps (worker, batchId) unique here.
-        const tagged = name === 'step' || name === 'batchDone' ? { ...(payload as object), worker: slot.index } : payload;
-        this.events.emit(name, tagged as never);
-      });
+    for (const name of WORKER_EVENT_NAMES) if (this.events.listenerCount(name) > 0) this.forward(slot, name, true);
+  }
+
+  /**
+   * Listens to `name` on the slot's worker only while someone listens here: a thread posts only
+   * the events its caller listens to (event-interest.ts).
+   */
+  private forward(slot: Slot, name: WorkerEventName, on: boolean): void {
+    const executor = slot.executor;
+    if (!executor) return;
+    let forwarders = this.forwarders.get(executor);
+    if (!forwarders) this.forwarders.set(executor, (forwarders = new Map()));
+    const existing = forwarders.get(name);
+    if (!on) {
+      if (existing) executor.events.off(name, existing as never);
+      forwarders.delete(name);
+      return;
     }
+    if (existing) return;
+    const forwarder = (payload: unknown) => {
+      if (slot.executor !== executor) return;
+      // Batch ids are per worker: the worker's index keeps (worker, batchId) unique here.
+      const tagged = name === 'step' || name === 'batchDone' ? { ...(payload as object), worker: slot.index } : payload;
+      this.events.emit(name, tagged as never);
+    };
+    forwarders.set(name, forwarder);
+    executor.events.on(name, forwarder as never);
   }
 }
 

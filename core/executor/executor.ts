@@ -12,6 +12,7 @@ import type { WorkerServices } from '../services.ts';
 import { reviveError, type FromThread, type ToThread } from './protocol.ts';
 import { guardProcessExit, NativeGate, unguardProcessExit } from './native-gate.ts';
 import { StartWatch } from './start-watch.ts';
+import { EventInterest, ListenedEvents } from './event-interest.ts';
 import { settlesWithin } from '../settles-within.ts';
 
 export interface CloseOptions {
@@ -68,7 +69,8 @@ export class InlineExecutor implements Executor {
 }
 
 export class ThreadExecutor implements Executor {
-  readonly events = new WorkerEvents();
+  /** The thread posts only the events listened to here (event-interest.ts). */
+  readonly events: WorkerEvents = new ListenedEvents((name, listened) => this.interest.set(name, listened));
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
   private nextId = 1;
   /** Why calls are refused: the thread died, or close() began. */
@@ -85,6 +87,7 @@ export class ThreadExecutor implements Executor {
     private readonly thread: Worker,
     private readonly gate: NativeGate,
     private readonly watch: StartWatch,
+    private readonly interest: EventInterest,
     private readonly responseTimeoutMs: number,
   ) {
     thread.once('exit', () => {
@@ -105,12 +108,13 @@ export class ThreadExecutor implements Executor {
     }
     const gate = new NativeGate();
     const watch = new StartWatch();
+    const interest = new EventInterest();
     const thread = new Worker(boot, {
-      workerData: { config, registryModule: registry.module, registryExport: registry.export, gate: gate.buffer, watch: watch.buffer },
+      workerData: { config, registryModule: registry.module, registryExport: registry.export, gate: gate.buffer, watch: watch.buffer, events: interest.buffer },
       ...(config.threadResourceLimits ? { resourceLimits: config.threadResourceLimits } : {}),
     });
     guardProcessExit(gate);
-    const executor = new ThreadExecutor(thread, gate, watch, config.threadResponseTimeoutMs);
+    const executor = new ThreadExecutor(thread, gate, watch, interest, config.threadResponseTimeoutMs);
     return new Promise((resolve, reject) => {
       const onError = (e: Error) => reject(new Error(`the inference thread failed to start: ${e.message}`));
       const onExit = (code: number) => reject(new Error(`the inference thread exited with code ${code} before it was ready`));

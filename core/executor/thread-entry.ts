@@ -9,12 +9,14 @@ import type { PluginRegistry } from '../plugin.ts';
 import { serializeError, transferables, type FromThread, type ToThread } from './protocol.ts';
 import { useNativeGate } from './native-gate.ts';
 import { StartWatch } from './start-watch.ts';
+import { EventInterest } from './event-interest.ts';
 
 const port = parentPort!;
-const { config, registryModule, registryExport, gate, watch: watchBuffer } = workerData as {
-  config: WorkerConfig; registryModule?: string; registryExport?: string; gate: SharedArrayBuffer; watch: SharedArrayBuffer;
+const { config, registryModule, registryExport, gate, watch: watchBuffer, events: eventsBuffer } = workerData as {
+  config: WorkerConfig; registryModule?: string; registryExport?: string; gate: SharedArrayBuffer; watch: SharedArrayBuffer; events: SharedArrayBuffer;
 };
 const watch = new StartWatch(watchBuffer);
+const interest = new EventInterest(eventsBuffer);
 useNativeGate(gate);
 const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
@@ -29,7 +31,12 @@ try {
   process.exit(0);
 }
 
-for (const name of WORKER_EVENT_NAMES) wrapper.events.on(name, (payload: unknown) => post({ kind: 'event', name, payload }));
+// Only what the caller listens to: each message wakes the caller's thread (event-interest.ts).
+for (const name of WORKER_EVENT_NAMES) {
+  wrapper.events.on(name, (payload: unknown) => {
+    if (interest.has(name)) post({ kind: 'event', name, payload });
+  });
+}
 
 port.on('message', async (m: ToThread) => {
   if (m.kind === 'close') {
