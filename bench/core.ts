@@ -15,6 +15,7 @@ import { sessionOptions, type DeviceName } from '../core/model/execution-provide
 import { DATA_INPUTS, type ComponentName } from '../core/model/manifest.ts';
 import type { ModelSource } from '../core/model/source.ts';
 import { median, timeIt, writeResults } from './support.ts';
+import { findInferenceThread, preemptions, threadIds } from './thread-preemptions.ts';
 
 const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, reps: { type: 'string', default: '5' }, threads: { type: 'string' } } });
 const device = args.device as DeviceName;
@@ -58,7 +59,9 @@ async function bareLoop(batch: number): Promise<() => Promise<void>> {
   };
 }
 
+const threadsBefore = threadIds();
 const worker = await createWorker(config);
+let inferenceThread: string | undefined;
 // The same worker on the caller's thread, with ONNX Runtime's share of its time measured:
 // tells the thread hop and the pipeline's own JS apart from the sessions' work.
 const inline = await createWorker({ ...config, executor: 'inline' });
@@ -81,9 +84,13 @@ for (const batch of [1, 4, 16]) {
   await worker.generate(request()); // warm-up
   await inline.generate(request());
   await bare();
-  const tw: number[] = [], tb: number[] = [], ti: number[] = [], tiOrt: number[] = [];
+  inferenceThread ??= findInferenceThread(threadsBefore);
+  const tw: number[] = [], tb: number[] = [], ti: number[] = [], tiOrt: number[] = [], pw: number[] = [];
   for (let r = 0; r < reps; r++) {
+    const p0 = preemptions(inferenceThread);
     tw.push(await timeIt(() => worker.generate(request())));
+    const p1 = preemptions(inferenceThread);
+    if (p0 !== undefined && p1 !== undefined) pw.push(p1 - p0);
     tb.push(await timeIt(bare));
     ortSeconds = 0;
     ti.push(await timeIt(() => inline.generate(request())));
@@ -97,6 +104,8 @@ for (const batch of [1, 4, 16]) {
     ratio: +(workerIps / bareIps).toFixed(3),
     inlineWorkerImagesPerSec: +inlineIps.toFixed(2),
     inlineShareInSessionRun: +(median(tiOrt) / median(ti)).toFixed(3),
+    // Tens: the thread kept its own core; hundreds: it shared one with ONNX Runtime's pinned pool thread (thread-preemptions.ts).
+    ...(pw.length ? { inferenceThreadPreemptionsPerCall: median(pw) } : {}),
   });
   console.log(results.at(-1));
 }
