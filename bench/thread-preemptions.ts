@@ -1,8 +1,8 @@
 // How often the inference thread was preempted (Linux: nonvoluntary context switches in /proc).
-// ONNX Runtime pins its intra-op threads (ORT's default thread count) to the cores after the first,
-// expecting its caller on the first; a caller that shares a pinned thread's core loses it at every
-// parallel section: hundreds of preemptions per call instead of tens, and ~25% slower steps on 2
-// cores (BENCHMARKS.md, "CPU re-run"). This tells such a run from a regression.
+// A caller that shares a core with ONNX Runtime's intra-op pool thread (pinned to the cores after
+// the first at ORT's default thread count) loses it at every parallel section: hundreds of
+// preemptions per call instead of tens, and ~25% slower steps on 2 cores (BENCHMARKS.md, "Batch-1
+// regression, investigated"). This tells such a run from a regression.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 const TASKS = '/proc/self/task';
