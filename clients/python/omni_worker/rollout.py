@@ -3,7 +3,7 @@
 import json
 
 from . import safetensors
-from .tensor import convert
+from .tensor import Tensor, convert
 
 
 class Rollout(dict):
@@ -38,19 +38,29 @@ class Rollout(dict):
         )
 
     def to_dataproto(self):
-        """verl's DataProto of this rollout (needs verl, torch and numpy)."""
+        """verl's DataProto of this rollout (needs verl, torch and numpy): tensors in `batch` (a
+        TensorDict of batch size len(self)), each non-tensor column an object array of one entry
+        per sample (list-valued entries stay lists), `meta_info` a copy."""
         import numpy as np
         import torch
         from verl import DataProto
 
-        tensors = {k: v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for k, v in self.items()}
+        tensors = {k: _torch_tensor(torch, np, v) for k, v in self.items()}
         non_tensors = {}
         for k, values in self.non_tensor_batch.items():
             arr = np.empty(len(values), dtype=object)  # item by item: equal-length lists stay objects
             for i, v in enumerate(values):
                 arr[i] = v
             non_tensors[k] = arr
-        return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors, meta_info=dict(self.meta_info))
+        return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors, meta_info=json.loads(json.dumps(self.meta_info)))
+
+
+def _torch_tensor(torch, np, value):
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, Tensor):  # return_type='tensor': through torch itself (bf16 kept)
+        return convert(value, 'torch')
+    return torch.from_numpy(np.ascontiguousarray(value))
 
 
 def score_args(rollout):

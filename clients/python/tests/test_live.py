@@ -4,11 +4,14 @@ import json
 import os
 import pathlib
 import re
+import sys
 import threading
 import unittest
+from unittest import mock
 
 import omni_worker as ow
 from omni_worker.tensor import np
+from tests.test_dataproto import stand_ins
 
 URL = os.environ.get('OMNI_WORKER_URL')
 WEIGHTS = pathlib.Path(os.environ.get('OMNI_WORKER_WEIGHTS', '.'))
@@ -51,6 +54,18 @@ class LiveTest(unittest.TestCase):
         # Bit for bit: the importance ratio exp(new - old) is exactly 1.
         self.assertEqual(as_bytes(scored['logProbs']), as_bytes(r['rollout_log_probs']))
         self.assertEqual(scored['weightsVersion'], r.meta_info['weights_version'])
+
+    def test_a_served_rollout_maps_onto_dataproto(self):
+        if np is None:
+            self.skipTest('numpy is not installed (verl needs it)')
+        r = self.client.generate([GROUP])
+        _, modules = stand_ins()
+        with mock.patch.dict(sys.modules, modules):
+            dp = r.to_dataproto()
+        self.assertEqual(len(dp), 4)
+        self.assertEqual(set(dp.batch), set(r))
+        self.assertEqual(list(dp.non_tensor_batch['seed']), [5, 6, 7, 8])
+        self.assertEqual(dp.meta_info['weights_version'], r.meta_info['weights_version'])
 
     def test_concurrent_callers_get_what_they_get_alone(self):
         requests = [{**GROUP, 'prompt': p, 'seed': s, 'num_outputs_per_prompt': 2} for p, s in (('a red circle', 1), ('a blue square', 9), ('a green circle', 4))]
