@@ -275,6 +275,36 @@ describe('files of any size', () => {
     }
   });
 
+  it('reads large tensors in pieces, several at once, reporting each element range exactly once', async () => {
+    const path = join(dir, 'pieces.safetensors');
+    const n = (9 << 20) / 4 + 3; // three 4 MiB pieces, the last one short
+    const tensors = {
+      big: { dtype: 'F32' as const, shape: [n], data: Float32Array.from({ length: n }, (_, i) => i) },
+      small: { dtype: 'BF16' as const, shape: [3], data: Uint16Array.of(1, 2, 3) },
+      empty: { dtype: 'F32' as const, shape: [0], data: new Float32Array(0) },
+    };
+    await writeSafetensorsFile(path, tensors);
+    const seen = new Map<string, [number, number][]>();
+    const given = new Map<string, HostTensor>();
+    const { tensors: read } = await readSafetensorsTensors(path, {
+      onRead: (name, t, start, end) => { seen.set(name, [...(seen.get(name) ?? []), [start, end]]); given.set(name, t); },
+    });
+    for (const [name, t] of read) expect(t).toEqual(tensors[name as keyof typeof tensors]);
+    expect(given.get('big')).toBe(Object.fromEntries(read).big); // the tensor returned, not a copy
+    const ranges = (name: string) => (seen.get(name) ?? []).sort((x, y) => x[0] - y[0]);
+    expect(ranges('big')).toEqual([[0, 1 << 20], [1 << 20, 2 << 20], [2 << 20, n]]);
+    expect(ranges('small')).toEqual([[0, 3]]);
+    expect(ranges('empty')).toEqual([]); // no bytes, nothing to check
+  });
+
+  it('stops reading and closes the file when onRead throws', async () => {
+    const path = join(dir, 'onread-throws.safetensors');
+    await writeSafetensorsFile(path, { x: { dtype: 'F32', shape: [2], data: Float32Array.of(3, 4) } });
+    const fh = await open(path, 'r');
+    await expect(readSafetensorsTensors(fh, { onRead: () => { throw new Error('refused'); } })).rejects.toThrow('refused');
+    await expect(fh.stat()).rejects.toThrow(/closed|EBADF/);
+  });
+
   it('reads from a handle opened elsewhere (a path allowlist) and closes it', async () => {
     const path = join(dir, 'by-handle.safetensors');
     await writeSafetensorsFile(path, { x: { dtype: 'F32', shape: [2], data: Float32Array.of(3, 4) } });

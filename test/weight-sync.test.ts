@@ -120,6 +120,11 @@ describe('loadWeights', () => {
     const bytes = serializeSafetensors({ 'proj_out.weight': good });
     const truncatedPath = join(dir, 'truncated.safetensors');
     await writeFile(truncatedPath, bytes.subarray(0, bytes.length - 7));
+    // Checked for NaN and infinity while the file is read: the last element of the second tensor.
+    const withInf = new Float32Array(wB.transformer.get('proj_in.weight')!.data as Float32Array);
+    withInf[withInf.length - 1] = -Infinity;
+    const infPath = join(dir, 'inf.safetensors');
+    await writeFile(infPath, serializeSafetensors({ 'proj_out.weight': good, 'proj_in.weight': { dtype: 'F32', shape: [32, 4], data: withInf } }));
     const badHeader = bytes.slice();
     badHeader[8] = 0x7b + 1; // the JSON header no longer starts with '{'
     const cases: [unknown, RegExp][] = [
@@ -132,6 +137,7 @@ describe('loadWeights', () => {
       [{ source: bytes.subarray(0, bytes.length - 7) }, /safetensors bytes .*past the end of the data buffer/],
       [{ source: badHeader }, /header is not valid JSON/],
       [{ source: truncatedPath }, /cannot read .*truncated\.safetensors.*past the end/],
+      [{ source: infPath }, /file .*inf\.safetensors\): nothing applied: 'proj_in\.weight' holds -Infinity at \[31, 3\]/],
       [{ source: join(dir, 'missing.safetensors') }, /cannot read .*missing\.safetensors.*ENOENT/],
       [{ source: join(dir, 'weights.bin') }, /not a \.safetensors file/],
       [{ source: {} }, /holds no tensors/],

@@ -48,6 +48,8 @@ export interface SafetensorsFile extends Index {
 export interface SafetensorsHandle extends Index {
   /** Reads one tensor from disk into a fresh, aligned array. */
   read(name: string): Promise<HostTensor>;
+  /** Reads `into.length` bytes of a tensor, from byte `offset` of it, into `into`. */
+  readInto(name: string, into: Uint8Array, offset: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -234,6 +236,11 @@ export async function openSafetensorsFile(file: string | FileHandle, opts: Safet
         await readFully(fh, new Uint8Array(data.buffer), 8 + n + begin);
         return { dtype, shape, data };
       },
+      async readInto(name, into, offset) {
+        const { begin, end } = index.info(name);
+        if (offset < 0 || offset + into.length > end - begin) fail(`bytes ${offset}..${offset + into.length} are outside tensor ${JSON.stringify(name)} (${end - begin} bytes)`);
+        await readFully(fh, into, 8 + n + begin + offset);
+      },
       close: () => fh.close(),
     };
   } catch (e) {
@@ -242,16 +249,54 @@ export async function openSafetensorsFile(file: string | FileHandle, opts: Safet
   }
 }
 
+export interface ReadTensorsOptions extends SafetensorsOptions {
+  /**
+   * Called for each piece read, with the elements [start, end) of `tensor` it filled, while later
+   * pieces are still being read: work on the bytes here (a check) overlaps the rest of the reads.
+   */
+  onRead?: (name: string, tensor: HostTensor, start: number, end: number) => void;
+}
+
+/** Bytes one read() asks for, and reads queued at once: libuv's 4 pool threads stay busy while the
+ * caller's onRead works on a piece. */
+const PIECE_BYTES = 4 << 20;
+const READS_IN_FLIGHT = 8;
+
 /**
- * Reads every tensor of a file, each into its own buffer (header first, then one read per tensor
- * at its offset): peak memory is the tensors' bytes, never a whole-file buffer, so files over
- * Node's 2 GiB readFile limit load too. In data-buffer order.
+ * Reads every tensor of a file, each into its own buffer: peak memory is the tensors' bytes, never
+ * a whole-file buffer, so files over Node's 2 GiB readFile limit load too. The data is read in
+ * pieces of at most 4 MiB, several at once: the copies out of the page cache (and the page faults
+ * of fresh memory) run on the thread pool, beside the caller's work. Tensors in data-buffer order.
  */
-export async function readSafetensorsTensors(file: string | FileHandle, opts: SafetensorsOptions = {}): Promise<{ metadata: Record<string, string>; tensors: [string, HostTensor][] }> {
+export async function readSafetensorsTensors(file: string | FileHandle, opts: ReadTensorsOptions = {}): Promise<{ metadata: Record<string, string>; tensors: [string, HostTensor][] }> {
   const handle = await openSafetensorsFile(file, opts);
   try {
-    const tensors: [string, HostTensor][] = [];
-    for (const name of handle.names) tensors.push([name, await handle.read(name)]);
+    const tensors = handle.names.map((name): [string, HostTensor] => {
+      const { dtype, shape, begin, end } = handle.info(name);
+      return [name, { dtype, shape, data: new DTYPE_ARRAY[dtype]((end - begin) / DTYPE_BYTES[dtype]) }];
+    });
+    const pieces: { index: number; at: number; bytes: Uint8Array }[] = [];
+    tensors.forEach(([, t], index) => {
+      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      for (let at = 0; at < bytes.length; at += PIECE_BYTES) pieces.push({ index, at, bytes: bytes.subarray(at, at + PIECE_BYTES) });
+    });
+    let next = 0;
+    let failed: unknown;
+    const reader = async () => {
+      while (failed === undefined && next < pieces.length) {
+        const { index, at, bytes } = pieces[next++];
+        const [name, t] = tensors[index];
+        try {
+          await handle.readInto(name, bytes, at);
+          opts.onRead?.(name, t, at / DTYPE_BYTES[t.dtype], (at + bytes.length) / DTYPE_BYTES[t.dtype]);
+        } catch (e) {
+          failed ??= e; // the other readers stop; the file closes once none is mid-read
+          return;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: READS_IN_FLIGHT }, reader));
+    if (failed !== undefined) throw failed;
     return { metadata: handle.metadata, tensors };
   } finally {
     await handle.close();

@@ -14,7 +14,7 @@ export function checkAndConvert(component: string, params: ReadonlyMap<string, P
     else if (!FLOAT_DTYPES.has(t.dtype)) problems.push(`'${name}' is ${t.dtype}; only ${[...FLOAT_DTYPES].join(', ')} convert to the model's ${p.dtype}`);
     else if (!FLOAT_DTYPES.has(p.dtype)) problems.push(`'${name}' is a ${p.dtype} parameter, which loadWeights cannot convert into`);
     else if (!sameShape(t.shape, p.shape)) problems.push(`'${name}' has shape [${t.shape}], the model's is [${p.shape}]`);
-    else {
+    else if (!read.finite) {
       const at = firstNonFinite(t);
       if (at >= 0) problems.push(`'${name}' holds ${describeNonFinite(t, at)}`);
     }

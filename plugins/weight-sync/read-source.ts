@@ -1,6 +1,6 @@
 // What loadWeights accepts, read into named tensors: a .safetensors path, .safetensors bytes, or
 // named tensors ({ dtype, shape, data }). Every problem is an error naming the source and the tensor.
-import { asTensor, assertRegularFile, parseSafetensors, readSafetensorsTensors, type HostTensor } from '../../core/public.ts';
+import { asTensor, assertRegularFile, firstNonFinite, parseSafetensors, readSafetensorsTensors, type HostTensor } from '../../core/public.ts';
 
 export type WeightSource = string | Uint8Array | Record<string, HostTensor>;
 
@@ -10,20 +10,25 @@ export interface ReadTensors {
   owned: boolean;
   /** For messages: "file /x.safetensors", "safetensors bytes", "named tensors". */
   what: string;
+  /** True when every tensor was checked while it was read and holds no NaN or infinity. */
+  finite?: boolean;
 }
 
 export async function readWeightSource(source: unknown): Promise<ReadTensors> {
   if (typeof source === 'string') {
     if (!source.endsWith('.safetensors')) throw new Error(`loadWeights: source path ${source} is not a .safetensors file`);
     let tensors;
+    // Each piece is checked for NaN and infinity as it arrives, while the next ones are read.
+    let finite = true;
+    const onRead = (_: string, t: HostTensor, start: number, end: number) => { if (finite && firstNonFinite(t, start, end) >= 0) finite = false; };
     try {
       await assertRegularFile(source); // a FIFO would block the read forever
-      ({ tensors } = await readSafetensorsTensors(source)); // tensor by tensor: files over 2 GiB too
+      ({ tensors } = await readSafetensorsTensors(source, { onRead })); // tensor by tensor: files over 2 GiB too
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       throw new Error(`loadWeights: ${err.code === 'ENOTREGULAR' ? err.message : `cannot read ${source}: ${err.message}`}`);
     }
-    return { tensors, owned: true, what: `file ${source}` };
+    return { tensors, owned: true, what: `file ${source}`, finite };
   }
   if (source instanceof Uint8Array) {
     let file;
