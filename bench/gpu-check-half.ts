@@ -105,8 +105,10 @@ async function checkPrecision(precision: Precision, dir: string, reference: Roll
     if (!ok) failures.push(what);
   };
   const dtype = PRECISION_DTYPE[precision] as FloatDType;
-  const w = await benchWorker({ device, reps: 1, layers: 1 }, { name: precision, config: { model: dir, dtype: precision } }, PLUGINS);
+  let w: WorkerWrapperBase | undefined;
   try {
+    // Inside the try: a session that cannot be built (a kernel missing for this dtype) is a failed check, reported.
+    w = await benchWorker({ device, reps: 1, layers: 1 }, { name: precision, config: { model: dir, dtype: precision } }, PLUGINS);
     const held = [...Object.values(w.worker.weights.set)].flatMap((m) => [...m!.values()].map((t) => t.dtype));
     check(held.every((d) => d === dtype), `weights held as ${dtype} on the host (${new Set(held).size} dtype(s))`);
     if (device === 'cuda') check(w.worker.model.components.transformer.residency === 'session', 'session residency on cuda');
@@ -127,7 +129,7 @@ async function checkPrecision(precision: Precision, dir: string, reference: Roll
     const next = buildDummyModel(dummyArchSchema.parse({ ...ARCH, seed: 4 })).components.transformer.weights;
     await w.executeMethod('loadWeights', { source: serializeSafetensors(next) });
     const exact = [...next].every(([n, t]) => {
-      const h = w.worker.weights.get('transformer')!.get(n)!;
+      const h = w!.worker.weights.get('transformer')!.get(n)!;
       const want = fromFloat32(t.data as Float32Array, dtype);
       return h.dtype === dtype && h.data.length === want.length && h.data.every((v, i) => v === want[i]);
     });
@@ -167,7 +169,7 @@ async function checkPrecision(precision: Precision, dir: string, reference: Roll
   } catch (e) {
     check(false, `threw: ${(e as Error).stack ?? e}`);
   } finally {
-    await w.close();
+    await w?.close();
   }
   return { figures, failures };
 }

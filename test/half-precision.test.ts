@@ -13,6 +13,8 @@ import { loadModelFolder } from '../core/model/folder-loader.ts';
 import { widenBf16Compute } from '../core/model/bf16-widen.ts';
 import { asExternalInitializers } from '../core/model/initializer-graph.ts';
 import { checkPrecision } from '../core/model/precision.ts';
+import { OnnxComponent } from '../core/model/onnx-component.ts';
+import { sessionOptions } from '../core/model/execution-provider.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import { fromFloat32, toFloat32 } from '../core/tensors/dtype-convert.ts';
 import { readSafetensorsTensors, serializeSafetensors } from '../core/tensors/safetensors.ts';
@@ -215,5 +217,11 @@ describe('choosing the precision', () => {
     }
     const f32 = buildDummyModel(dummyArchSchema.parse(ARCH)).components.transformer.graph;
     expect(widenBf16Compute(f32)).toBe(f32);
+  });
+
+  it('names a kernel missing for a dtype as such, not as a provider install problem', async () => {
+    const { transformer } = buildDummyModel(dummyArchSchema.parse({ ...ARCH, dtype: 'bfloat16' })).components;
+    const unwidened = new OnnxComponent('transformer', transformer.graph, 'cpu', sessionOptions('cpu', 1));
+    await expect(unwidened.open()).rejects.toThrow(/cannot create the transformer session on 'cpu' \(the provider has no kernel for a node in its dtype: .*"Half precision" lists them\): Could not find an implementation for/);
   });
 });

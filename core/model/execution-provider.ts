@@ -83,6 +83,9 @@ export function prepareDeviceEnvironment(device: DeviceName, allowTf32: boolean,
 /** Rewords a session-creation failure so that the provider is named. */
 export function providerError(device: DeviceName, component: string, cause: unknown): Error {
   const why = cause instanceof Error ? cause.message : String(cause);
-  const hint = device === 'cpu' ? '' : ` (execution provider '${device}' could not be used: is its runtime installed?${device === 'cuda' ? ` run \`${SETUP_CUDA}\`` : ''})`;
+  // A kernel missing for a node's dtype (bfloat16 mostly) is the graph's precision, not the install.
+  const hint = /Could not find an implementation for/.test(why)
+    ? ` (the provider has no kernel for a node in its dtype: half-precision kernels are few, docs/gpu-design.md "Half precision" lists them)`
+    : device === 'cpu' ? '' : ` (execution provider '${device}' could not be used: is its runtime installed?${device === 'cuda' ? ` run \`${SETUP_CUDA}\`` : ''})`;
   return new Error(`cannot create the ${component} session on '${device}'${hint}: ${why}`, { cause });
 }
