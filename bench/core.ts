@@ -20,6 +20,7 @@ import { findInferenceThread, preemptions, threadIds } from './thread-preemption
 const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, reps: { type: 'string', default: '5' }, threads: { type: 'string' } } });
 const device = args.device as DeviceName;
 const reps = Number(args.reps);
+const STARTUP_CALLS = 10;
 const threads = args.threads ? Number(args.threads) : undefined;
 const config = withDefaultModel(resolveConfig({ device, threads, maxBatchSize: 16, promptCacheSize: 0 }));
 const source: ModelSource = config.loadFormat === 'dummy'
@@ -78,6 +79,13 @@ proto.run = async function (this: ort.InferenceSession, ...a: Parameters<typeof 
 } as typeof sessionRun;
 const results: Record<string, unknown>[] = [];
 let seed = 0;
+// A new inference thread often starts on the core ONNX Runtime pins its pool thread to and shares
+// it for its first calls (hundreds of preemptions each, ~25% slower) until the scheduler moves it:
+// startup, not the steady state measured here (BENCHMARKS.md, "Batch-1 regression, investigated").
+for (let i = 0; i < STARTUP_CALLS; i++) {
+  await worker.generate([{ prompt: 'warm-up', seed: i }]);
+  await inline.generate([{ prompt: 'warm-up', seed: i }]);
+}
 for (const batch of [1, 4, 16]) {
   const bare = await bareLoop(batch);
   const request = () => [{ prompt: 'a red circle at the top left on a white background', numOutputsPerPrompt: batch, seed: (seed += batch) }];
