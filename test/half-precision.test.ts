@@ -134,6 +134,19 @@ describe.each(HALF)('a %s dummy model', (precision, dtype, elemType) => {
       }
     });
 
+    // bfloat16 has float32's range: only float16 can overflow.
+    if (precision === 'float16') it('refuses a float32 value that overflows float16, naming the tensor, with nothing applied', async () => {
+      const before = w.worker.weights.get('transformer');
+      const version = w.worker.weights.version;
+      const shape = before!.get('proj_in.bias')!.shape;
+      const big = new Float32Array(shape[0]).fill(0.01);
+      big[1] = 7e4;
+      await expect(w.executeMethod('loadWeights', { source: { 'proj_in.bias': { dtype: 'F32', shape, data: big } } }))
+        .rejects.toThrow(/'proj_in\.bias' becomes .*Infinity.* in the model's F16/);
+      expect(w.worker.weights.get('transformer')).toBe(before);
+      expect(w.worker.weights.version).toBe(version);
+    });
+
     it('merges a LoRA adapter into its half weights, and scores that rollout with ratio 1 under the same adapter', async () => {
       const dir = fileURLToPath(new URL('./fixtures/lora/attn-r4/', import.meta.url));
       await w.executeMethod('addLora', {
