@@ -5,8 +5,11 @@ place (GenEval-style partial credit, hard decisions). reward `dense`: the same c
 read from the classifier's probabilities on a log scale, 1 + max(log q, -L) / L with q = P(right
 shape) x P(right colour) at the object's slot and L = 50: the untrained model never draws the third
 object (partial credit is 2/3 for every sample, so a group has nothing to compare), but how
-close its slot comes to the named object still differs between samples. accurate = every object
-right (hard decisions) in both modes. A positioned object must sit in
+close its slot comes to the named object still differs between samples. reward `mixed`: partial +
+MIXED_DENSE_WEIGHT x dense: within a group where every sample has the same objects right the dense
+term orders them, and one sample that draws an object for real outranks any dense gain (the dense
+reward alone can be raised by a blob that is no object). accurate = every object right (hard
+decisions) in every mode. A positioned object must sit in
 its own slot; an object without a position may take any slot no earlier object took.
 The classifier (rewards/scene-classifier.onnx, per slot: shape, colour) reads three-object
 renders as well as one- and two-object ones; see docs/flow-grpo.md for its measured accuracy.
@@ -41,7 +44,8 @@ def object_hits(parsed: dict, shape_logits, color_logits) -> list:
 
 
 DENSE_FLOOR = 50.0
-REWARDS = ("partial", "dense")
+MIXED_DENSE_WEIGHT = 0.25
+REWARDS = ("partial", "dense", "mixed")
 
 
 def _log_softmax(x):
@@ -76,6 +80,11 @@ def score(prompts, shape_logits, color_logits, reward: str = "partial"):
         if not parsed["objects"]:
             raise ValueError(f"prompt {b} names no object: {p!r}")
         hits = object_hits(parsed, shape_logits[b], color_logits[b])
-        rewards[b] = sum(hits) / len(hits) if reward == "partial" else dense_credit(parsed, shape_logits[b], color_logits[b])
+        partial = sum(hits) / len(hits)
+        if reward == "partial":
+            rewards[b] = partial
+        else:
+            dense = dense_credit(parsed, shape_logits[b], color_logits[b])
+            rewards[b] = dense if reward == "dense" else partial + MIXED_DENSE_WEIGHT * dense
         accurate[b] = all(hits)
     return rewards, accurate

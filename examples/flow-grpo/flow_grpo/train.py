@@ -51,21 +51,21 @@ def parse_args(argv=None):
     ap.add_argument("--stop-at", type=int, help="stop after this step (checkpoint written): to show a resume")
     ap.add_argument("--time-budget", type=float, default=0, help="seconds of training; stop (with a checkpoint) past it")
     ap.add_argument("--final", action="store_true", help="end of the run: evaluate and write the trained weights")
-    ap.add_argument("--prompts-per-step", type=int, default=16)
+    ap.add_argument("--prompts-per-step", type=int, default=32)
     ap.add_argument("--group", type=int, default=16, help="G samples per prompt")
     ap.add_argument("--window", type=int, default=2, help="W stochastic steps per sample (Flow-GRPO-Fast)")
     ap.add_argument("--window-range", type=int, nargs=2, default=[0, 6])
     ap.add_argument("--noise-level", type=float, default=0.7)
     ap.add_argument("--minibatches", type=int, default=2, help="optimizer steps per rollout batch")
-    ap.add_argument("--lr", type=float, default=3e-5)
-    ap.add_argument("--beta", type=float, default=0.004, help="KL weight (to the start model)")
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--beta", type=float, default=0.04, help="KL weight (to the start model)")
     ap.add_argument("--clip", type=float, default=1e-4, help="PPO clip range of the ratio")
     ap.add_argument("--adv-clip", type=float, default=5.0)
     ap.add_argument("--max-grad-norm", type=float, default=1.0)
-    ap.add_argument("--reward", default="dense", choices=["dense", "partial"], help="flow_grpo/reward.py")
+    ap.add_argument("--reward", default="dense", choices=["dense", "partial", "mixed"], help="flow_grpo/reward.py")
     ap.add_argument("--heldout", type=int, default=64, help="held-out three-object prompts")
     ap.add_argument("--eval-seeds", type=int, default=2)
-    ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--single-prompts", default=os.path.join(ROOT, "python", "results", "prompts_single.txt"))
     ap.add_argument("--sleep-level", type=int, default=1, choices=[0, 1, 2], help="0: the worker never sleeps")
     ap.add_argument("--ratio-tol", type=float, default=1e-4)
@@ -220,6 +220,10 @@ class Trainer:
         with self.timer.phase("weight_sync"):
             self.version = self.client.update_weights(half)["weightsVersion"]
         print("eval", json.dumps(self.evaluate("final")), flush=True)
+        from omni_ref.png import grid, write_png
+        from .evaluation import sample_images
+        images = sample_images(self.client, self.heldout[:8], 8, seed=9_000_000)
+        write_png(os.path.join(self.args.out, "grid-final.png"), grid(images, 8, scale=3))
 
     def evaluate(self, label):
         self.wake()

@@ -1,12 +1,13 @@
 #!/bin/bash
-# learnability probe on the GPU: pure-PyTorch engine, 4 configs in parallel
-cd examples/flow-grpo
+# Hyperparameter probe on the GPU machine without Node: the trainer with its pure-PyTorch engine
+# (flow_grpo/torch_engine.py), four settings side by side on one GPU, each a tarball in $OUT.
+cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD/../../python:$PWD/../../clients/python:$PWD
-nvidia-smi --query-gpu=name,memory.used --format=csv
-python3 -c "import matplotlib" 2>&1 | tail -1
-run() { name=$1; shift; python3 -m flow_grpo.train --engine torch --out $OUT/$name --steps 400 --time-budget 200 --prompts-per-step 32 --group 16 --eval-every 50 --heldout 64 --eval-seeds 2 "$@" > $OUT/$name.log 2>&1 & }
-run e --lr 1e-4 --prompts-per-step 16
-run f --lr 1.5e-4 --prompts-per-step 16 --beta 0.01
-run g --lr 1.5e-4
+run() { name=$1; shift; python3 -m flow_grpo.train --engine torch --out /tmp/probe/$name --steps 100000 --time-budget ${BUDGET:-200} --final --prompts-per-step 32 --group 16 --eval-every 25 "$@" > /tmp/probe/$name.log 2>&1 & }
+mkdir -p /tmp/probe
+run mixed --reward mixed --lr 1e-4
+run mixed-kl --reward mixed --lr 1e-4 --beta 0.04
+run dense-kl --reward dense --lr 1e-4 --beta 0.04
+run mixed-late --reward mixed --lr 1e-4 --window-range 2 8
 wait
-for f in $OUT/*.log; do echo "== $f"; grep '^eval' $f | cut -c1-200; tail -2 $f | cut -c1-400; done
+for d in /tmp/probe/*/; do n=$(basename $d); rm -f $d/checkpoint.pt; cp /tmp/probe/$n.log $d/; tar czf $OUT/$n.tgz -C $d .; echo "== $n"; grep '^eval' $d/$n.log | cut -c1-170; done

@@ -51,6 +51,25 @@ class RewardTest(unittest.TestCase):
         self.assertGreaterEqual(rewards[0], 2 / 3 * (1 - 1e-3))  # the missing object floors at 0 credit
         self.assertGreater(DENSE_FLOOR, 0)
 
+    def test_mixed_reward_ranks_a_real_object_above_any_blob(self):
+        two = [("circle", "red", "top left"), ("square", "blue", "top right")]
+        s, c = logits_for(two)
+        k = POSITIONS.index("bottom left")
+        blob_s, blob_c = s.copy(), c.copy()  # the slot looks almost like a green triangle, argmax still "none"
+        blob_s[k, 1 + SHAPES.index("triangle")] = 19.9
+        blob_c[k, COLOR_NAMES.index("green")] = 30.0
+        real_s, real_c = s.copy(), c.copy()  # a real, if unsure, green triangle
+        real_s[k] = 0
+        real_s[k, 1 + SHAPES.index("triangle")] = 3.0
+        real_c[k, COLOR_NAMES.index("green")] = 1.0
+        S, C = np.stack([s, blob_s, real_s]), np.stack([c, blob_c, real_c])
+        mixed, acc = score([PROMPT] * 3, S, C, reward="mixed")
+        dense, _ = score([PROMPT] * 3, S, C, reward="dense")
+        self.assertLess(mixed[0], mixed[1])
+        self.assertLess(mixed[1], mixed[2])
+        self.assertGreater(dense[1], dense[2])  # the dense reward alone prefers the blob
+        self.assertEqual(acc.tolist(), [False, False, True])
+
     def test_refusals(self):
         s, c = logits_for([])
         with self.assertRaisesRegex(ValueError, "names no object"):
