@@ -2,7 +2,7 @@
 
     python3 -m flow_grpo.train --url http://127.0.0.1:8000 --out DIR [--resume DIR/checkpoint.pt]
 
-Per step: wake the worker -> send the weights (a new version) -> G SDE samples per prompt with a
+Per step: send the weights to the sleeping worker (a new version) -> wake it -> G SDE samples per prompt with a
 window of W stochastic steps and their log-probs -> sleep the worker -> reward (scene
 classifier) -> group-normalised advantages -> PPO-clip updates with the log-probs recomputed by
 PyTorch (plus a KL to the start model) -> next step. Checks on every step: the rollout ran on the
@@ -144,8 +144,10 @@ class Trainer:
         a, dev = self.args, self.dev
         prompts = self.rng.sample(self.train_prompts, a.prompts_per_step)
         seed = 1_000_000 + self.step * a.prompts_per_step * a.group
-        self.wake()
+        # New weights go to the sleeping worker first (host memory only), then one wake builds the
+        # sessions with them: one session build per step, not one for the old and one for the new.
         self.send_weights()
+        self.wake()
         r = self.rollout(prompts, seed)
         self.sleep()
         with self.timer.phase("reward"):
