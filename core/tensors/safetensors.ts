@@ -58,10 +58,10 @@ function fail(message: string): never {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const assertLittleEndian = () => LITTLE_ENDIAN || fail('this host is big-endian; the format is little-endian');
+export const assertLittleEndian = (): true | never => LITTLE_ENDIAN || fail('this host is big-endian; the format is little-endian');
 
 /** The header length N from the first 8 bytes, checked against the cap and the file size. */
-function headerLength(first8: Uint8Array, fileBytes: number, opts: SafetensorsOptions): number {
+export function headerLength(first8: Uint8Array, fileBytes: number, opts: SafetensorsOptions): number {
   if (fileBytes < 8) fail(`file is ${fileBytes} bytes, shorter than the 8-byte header length`);
   const max = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
