@@ -14,7 +14,7 @@ export interface Packed {
 /** `bytes` as a message body, or in the object store under `name` when larger than `max`. */
 export async function pack(fleet: Fleet, name: string, bytes: Uint8Array, max: number, headers: MsgHdrs = natsHeaders()): Promise<Packed> {
   if (bytes.byteLength <= max) return { body: bytes, headers };
-  await fleet.blobs.putBlob({ name }, bytes);
+  await fleet.putObject(name, bytes);
   headers.set(H.object, name);
   return { body: new Uint8Array(0), headers };
 }

@@ -6,6 +6,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { BLOB_BUCKET, REGISTRY_BUCKET, RESULT_STREAM, ROLLOUT_CONSUMER, ROLLOUT_STREAM, ROLLOUT_SUBJECT, WEIGHTS_BUCKET } from './names.ts';
 import type { FleetOptions } from './options.ts';
+import { useNodeDigest } from './object-digest.ts';
 
 export interface Fleet {
   nc: NatsConnection;
@@ -14,12 +15,15 @@ export interface Fleet {
   registry: KV;
   weights: KV;
   blobs: ObjectStore;
+  /** Stores bytes as one object, in chunks of objectChunkBytes (the server's max_payload at most). */
+  putObject(name: string, bytes: Uint8Array): Promise<void>;
 }
 
 const NANOS = 1_000_000;
 
 /** Connects, reconnecting without end (a server restart is waited out, never fatal). */
 export async function connectFleet(url: string, name: string, options: FleetOptions): Promise<Fleet> {
+  useNodeDigest();
   let nc: NatsConnection;
   try {
     nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5_000 });
@@ -42,11 +46,13 @@ export async function connectFleet(url: string, name: string, options: FleetOpti
     }
     const kvm = new Kvm(nc);
     const objm = new Objm(nc);
+    const blobs = await objm.create(BLOB_BUCKET, { storage: StorageType.File });
     return {
-      nc, jsm, js: jetstream(nc),
+      nc, jsm, js: jetstream(nc), blobs,
       registry: await kvm.create(REGISTRY_BUCKET, { ttl: options.registryTtlMs, history: 1, storage: StorageType.File }),
       weights: await kvm.create(WEIGHTS_BUCKET, { history: 1, storage: StorageType.File }),
-      blobs: await objm.create(BLOB_BUCKET, { storage: StorageType.File }),
+      // The library caps the chunk at the server's max_payload (1 MB unless configured).
+      putObject: async (n, bytes) => { await blobs.putBlob({ name: n, options: { max_chunk_size: options.objectChunkBytes } }, bytes); },
     };
   } catch (e) {
     await nc.close();

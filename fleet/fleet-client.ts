@@ -241,7 +241,7 @@ export class FleetClient implements OmniWorker {
     const objects: WeightsRecord['objects'] = [];
     for (const [i, s] of staged.entries()) {
       const name = `weights/v${version}/${i}-${s.component}.safetensors`;
-      await this.fleet.blobs.putBlob({ name }, s.bytes);
+      await this.fleet.putObject(name, s.bytes);
       objects.push({ name, component: s.component, tensors: s.tensors, bytes: s.bytes.byteLength });
     }
     const record: WeightsRecord = { version, objects, committedAt: new Date().toISOString() };

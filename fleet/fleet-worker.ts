@@ -11,13 +11,13 @@ import type { KvWatchEntry } from '@nats-io/kv';
 import { createWorker, type OmniWorker } from '../index.ts';
 import type { WorkerConfig, WorkerConfigInput } from '../core/config/schema.ts';
 import type { GenerateRequest } from '../core/protocol.ts';
-import type { ComponentName } from '../core/model/manifest.ts';
 import { connectFleet, type Fleet } from './connection.ts';
 import { decodeValue, encodeValue, pack, unpack, type ControlAnswer, type ControlCall } from './codec.ts';
 import { CONTROL_SUBJECT, H, ROLLOUT_CONSUMER, ROLLOUT_STREAM, WEIGHTS_KEY, workerSubject } from './names.ts';
 import { parseFleetOptions, type FleetOptions, type FleetOptionsInput } from './options.ts';
 import type { PartMessage, RegistryEntry, WeightsRecord } from './records.ts';
 import { publishWithRetry } from './publish.ts';
+import { applyWeightsVersion } from './weights-apply.ts';
 
 export interface FleetWorkerOptions {
   /** NATS server URL(s), comma-separated. */
@@ -34,6 +34,8 @@ export class FleetWorker {
   /** The fleet weights version this worker serves (0: the weights it loaded). */
   private version = 0;
   private failedVersion: { version: number; error: string } | undefined;
+  /** The weights application in progress, if any. */
+  private applying: Promise<void> | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private asleep = false;
   private closing = false;
@@ -165,29 +167,34 @@ export class FleetWorker {
     }
   }
 
-  /** Applies the committed weights version when it is newer than the one served. */
-  private async catchUp(): Promise<void> {
-    const entry = await this.fleet.weights.get(WEIGHTS_KEY).catch(() => null);
-    if (!entry || entry.operation !== 'PUT') return;
-    const record = entry.json<WeightsRecord>();
-    if (record.version <= this.version || this.failedVersion?.version === record.version) return;
-    await this.serial(async () => {
-      if (record.version <= this.version) return;
+  /**
+   * Applies the committed weights version when it is newer than the one served. One application
+   * at a time: a caller meanwhile waits for it, and it looks again after each version it applied.
+   */
+  private catchUp(): Promise<void> {
+    this.applying ??= this.applyLatest().finally(() => { this.applying = undefined; });
+    return this.applying;
+  }
+
+  private async applyLatest(): Promise<void> {
+    for (;;) {
+      const entry = await this.fleet.weights.get(WEIGHTS_KEY).catch(() => null);
+      if (!entry || entry.operation !== 'PUT') return;
+      const record = entry.json<WeightsRecord>();
+      if (record.version <= this.version || this.failedVersion?.version === record.version) return;
       try {
-        for (const o of record.objects) {
-          const bytes = await this.fleet.blobs.getBlob(o.name);
-          if (!bytes) throw new Error(`weights object ${o.name} of version ${record.version} is missing from the object store`);
-          await this.worker.executeMethod('loadWeights', { component: o.component as ComponentName, source: bytes, bucket: true });
-        }
-        await this.worker.executeMethod('finishWeightUpdate');
-        this.version = record.version;
+        // Downloads and stages while parts keep running on the version served; the commit
+        // waits for the part in hand (no part runs on two versions).
+        await applyWeightsVersion(this.fleet.blobs, this.worker, record, (commit) => this.serial(async () => {
+          await commit();
+          this.version = record.version;
+        }));
         this.failedVersion = undefined;
       } catch (e) {
-        await this.worker.executeMethod('abortWeightUpdate').catch(() => undefined);
         this.failedVersion = { version: record.version, error: oneLine((e as Error).message) };
       }
-    });
-    await this.beat();
+      await this.beat();
+    }
   }
 
   private async watchWeights(): Promise<void> {

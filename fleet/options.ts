@@ -15,6 +15,12 @@ export const fleetOptionsSchema = z.object({
   partSamples: z.number().int().positive().default(16),
   /** Results and control payloads over this go through the object store. */
   maxMessageBytes: z.number().int().positive().default(512 * 1024),
+  /**
+   * Chunk size of object store writes (weights, large results); each chunk is one message, so the
+   * server's max_payload caps it. 1 MiB (nats-server's default max_payload): larger chunks cost a
+   * reader more CPU, not less (BENCHMARKS.md, "Weights propagation").
+   */
+  objectChunkBytes: z.number().int().positive().default(1024 * 1024),
   /** How long finishWeightUpdate waits for every live worker to serve the new version. */
   weightSyncTimeoutMs: z.number().int().positive().default(120_000),
   /** How long a broadcast waits for the workers' acknowledgements. */

@@ -25,7 +25,11 @@ import { freePort, startFleetWorker, startNats, stop, type WorkerProcess } from 
 const BIN = fileURLToPath(new URL('../bin/omni-worker.js', import.meta.url));
 const CONFIG = { loadFormat: 'dummy', loadOptions: SMALL_DUMMY, threads: 1, defaults: { steps: 2 } };
 // Short timings so that a dead worker's part is redelivered, and its entry expires, within seconds.
-const FLEET: FleetOptionsInput = { ackWaitMs: 1500, maxDeliveries: 4, heartbeatMs: 250, registryTtlMs: 1200, partSamples: 2, weightSyncTimeoutMs: 20_000, controlTimeoutMs: 10_000 };
+// Small object chunks: a weights version arrives in many chunks, tensors and header split across them.
+const FLEET: FleetOptionsInput = {
+  ackWaitMs: 1500, maxDeliveries: 4, heartbeatMs: 250, registryTtlMs: 1200, partSamples: 2, weightSyncTimeoutMs: 20_000, controlTimeoutMs: 10_000,
+  objectChunkBytes: 1000,
+};
 
 /** Resolves once `n` of the promises have settled. */
 function afterSettled(promises: Promise<unknown>[], n: number): Promise<void> {
@@ -204,5 +208,27 @@ describe('fleet on NATS JetStream', () => {
     const r = await gateway.generate(requests);
     expect(r.metaInfo.weights_version).toBe(1);
     expectSameRollout(r, await reference.generate(requests));
+  }, 30_000);
+
+  it('a version a worker cannot apply is applied nowhere, not in part: it keeps serving its last whole version, and the next version builds on that', async () => {
+    const next = asRecord(dummyWeights(11).transformer);
+    const names = Object.keys(next);
+    const some = (keep: (i: number) => boolean) => Object.fromEntries(names.filter((_, i) => keep(i)).map((n) => [n, next[n]]));
+    // Two objects: a valid bucket (its tensors may be staged before the other is refused) and a wrong shape.
+    await gateway.executeMethod('loadWeights', { source: some((i) => i % 2 === 0), bucket: true });
+    await gateway.executeMethod('loadWeights', { source: { [names[1]]: { dtype: 'F32', shape: [3], data: new Float32Array(3) } }, bucket: true });
+    await expect(gateway.executeMethod('finishWeightUpdate')).rejects.toThrow(new RegExp(`^finishWeightUpdate: version 2 is committed, but worker late could not apply it \\(.*${names[1]}`));
+    expect((await gateway.status()).workers.map((w) => [w.id, w.weightsVersion, w.weightsError?.version])).toEqual([['late', 1, 2]]);
+    const requests = [{ prompt: 'after a refused version', seeds: [1, 2] }];
+    const r = await gateway.generate(requests);
+    expect(r.metaInfo.weights_version).toBe(1);
+    expectSameRollout(r, await reference.generate(requests));
+    // Version 3 updates the other half; on the worker it lands on version 1, with nothing of version 2.
+    const rest = some((i) => i % 2 === 1);
+    expect((await gateway.executeMethod('loadWeights', { source: rest })).weightsVersion).toBe(3);
+    await reference.executeMethod('loadWeights', { source: rest });
+    const after = await gateway.generate(requests);
+    expect(after.metaInfo.weights_version).toBe(3);
+    expectSameRollout(after, await reference.generate(requests));
   }, 30_000);
 });

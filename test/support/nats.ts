@@ -5,9 +5,11 @@ import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/omni-worker.js', import.meta.url));
+/** The server binary: NATS_SERVER when set (scripts/device-fleet-bench.sh carries one), else PATH's. */
+const NATS_SERVER = process.env.NATS_SERVER || 'nats-server';
 
 export function natsServerInstalled(): boolean {
-  return spawnSync('nats-server', ['--version']).status === 0;
+  return spawnSync(NATS_SERVER, ['--version']).status === 0;
 }
 
 export function freePort(): Promise<number> {
@@ -36,8 +38,8 @@ const accepts = (port: number) => new Promise<boolean>((resolve) => {
 });
 
 export async function startNats(port: number, storeDir: string): Promise<ChildProcess> {
-  if (!natsServerInstalled()) throw new Error('nats-server is not installed (apt-get install -y nats-server; .ci/run does it)');
-  const proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: 'ignore' });
+  if (!natsServerInstalled()) throw new Error(`${NATS_SERVER} is not installed or does not run (apt-get install -y nats-server; .ci/run does it)`);
+  const proc = spawn(NATS_SERVER, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: 'ignore' });
   await until(`nats-server on port ${port}`, () => accepts(port), 10_000);
   return proc;
 }
