@@ -52,7 +52,7 @@ if (a.part === 'all' || a.part === 'dp') {
   const scaling: Record<string, number> = {};
   for (const n of a.workers!.split(',').map(Number)) {
     const w = await createWorker({ ...base, dataParallelSize: n });
-    scaling[n] = await throughput(w, 4);
+    scaling[n] = await throughput(w, 4 * n);
     await w.close();
     console.log(`data parallel ${n} x ${threads} threads: ${scaling[n].toFixed(2)} images/s`);
   }
