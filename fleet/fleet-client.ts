@@ -20,7 +20,7 @@ import { BROADCAST_METHODS } from '../core/executor/data-parallel.ts';
 import { mergeParts, originError, splitBySize, type CallPart } from '../core/executor/sample-split.ts';
 import { connectFleet, type Fleet } from './connection.ts';
 import { decodeValue, encodeValue, pack, unpack, type ControlAnswer } from './codec.ts';
-import { CONTROL_SUBJECT, H, MAX_DELIVERIES_ADVISORY, RESULT_STREAM, resultSubject, ROLLOUT_STREAM, ROLLOUT_SUBJECT, WEIGHTS_KEY, workerSubject } from './names.ts';
+import { CONTROL_SUBJECT, H, MAX_DELIVERIES_ADVISORY, REGISTRY_BUCKET, RESULT_STREAM, resultSubject, ROLLOUT_STREAM, ROLLOUT_SUBJECT, WEIGHTS_KEY, workerSubject } from './names.ts';
 import { parseFleetOptions, type FleetOptions, type FleetOptionsInput } from './options.ts';
 import { publishWithRetry } from './publish.ts';
 import type { RegistryEntry, WeightsRecord } from './records.ts';
@@ -288,8 +288,12 @@ export class FleetClient implements OmniWorker {
 
   async liveWorkers(): Promise<RegistryEntry[]> {
     const out: RegistryEntry[] = [];
-    const keys = new Set<string>();
-    for await (const key of await this.fleet.registry.keys()) keys.add(key);
+    // The bucket's subjects from one stream-info request, not registry.keys(): keys() runs a
+    // consumer that nats-server 2.9 can leave waiting forever for an entry that expired (TTL)
+    // meanwhile (nats-server issue 3481); the gateway asks this every 50 ms during a weights sync.
+    const prefix = `$KV.${REGISTRY_BUCKET}.`;
+    const info = await this.fleet.jsm.streams.info(`KV_${REGISTRY_BUCKET}`, { subjects_filter: `${prefix}>` });
+    const keys = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
     for (const key of keys) {
       const e = await this.fleet.registry.get(key);
       if (e?.operation === 'PUT') out.push(e.json<RegistryEntry>());
