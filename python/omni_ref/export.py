@@ -62,6 +62,16 @@ def load_model(ckpt_path: str, which: str = "ema") -> ShapesModel:
     return model.eval().float()
 
 
+def random_model(cfg: Config, seed: int = 0) -> ShapesModel:
+    """An untrained model of `cfg` (for timing), the same for the same seed on any machine (built on the CPU)."""
+    torch.manual_seed(seed)
+    model = ShapesModel(cfg).eval()
+    with torch.no_grad():  # non-zero modulation so timing/verification exercise every path
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model
+
+
 def example_inputs(cfg: Config, B: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     tok = Tokenizer.default()
@@ -165,11 +175,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if args.random:
-        torch.manual_seed(0)
-        model = ShapesModel(Config(**json.loads(args.random))).eval()
-        with torch.no_grad():  # non-zero modulation so timing/verification exercise every path
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.02)
+        model = random_model(Config(**json.loads(args.random)))
     else:
         model = load_model(args.ckpt)
     export_model(model, args.out)
