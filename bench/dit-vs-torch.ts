@@ -22,6 +22,9 @@ import type { RolloutData } from '../core/protocol.ts';
 import { fillGaussian } from '../core/pipeline/seeded-noise.ts';
 import { readSafetensorsTensors } from '../core/tensors/safetensors.ts';
 import { f32, type HostTensor } from '../core/tensors/tensor.ts';
+import type { ModelSpec } from '../core/model/manifest.ts';
+import type { OnnxComponent } from '../core/model/onnx-component.ts';
+import type { WeightMap } from '../core/model/weights.ts';
 import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
 import { benchWorker, median, round } from './weights-common.ts';
 import { deviceMemoryMiB, machine, writeResults } from './support.ts';
@@ -42,10 +45,13 @@ const device = args.device as 'cpu' | 'cuda';
 const images = Number(args.images);
 const reps = Number(args.reps);
 prepareDeviceEnvironment(device, false);
-const torch = JSON.parse(readFileSync(join(dir, 'torch.json'), 'utf8')) as TorchResults;
+// Missing when the PyTorch side was cut short (its folders are written first): the worker is still measured.
+const torchPath = join(dir, 'torch.json');
+const torch: TorchResults = existsSync(torchPath) ? JSON.parse(readFileSync(torchPath, 'utf8')) : { steps: {}, missing: torchPath };
 const precisions = (args.precisions ? args.precisions.split(',') : PRECISIONS.filter((p) => existsSync(join(dir, p, 'model.json'))));
 
 interface TorchResults {
+  config?: Record<string, number>;
   steps: Record<string, { median?: number; error?: string; skipped?: string }>;
   [k: string]: unknown;
 }
@@ -66,20 +72,36 @@ function diff(a: HostTensor, b: HostTensor): { max: number; mean: number; scale:
   return { max, mean: sum / a.data.length, scale };
 }
 
-/** Seeded float32 data of the transformer's input shapes for `rows` rows. */
-function rowsLike(ref: Map<string, HostTensor>, rows: number): Record<string, HostTensor> {
+/** Seeded float32 transformer inputs for `rows` rows, of the model's shapes. */
+function rowsFor(spec: ModelSpec, rows: number): Record<string, HostTensor> {
+  const side = (n: number) => n / spec.latent.downscale;
+  const shapes: Record<string, number[]> = {
+    hidden_states: [rows, spec.latent.channels, side(spec.image.height), side(spec.image.width)],
+    encoder_hidden_states: [rows, spec.text.maxLength, spec.text.hiddenSize],
+    pooled_projections: [rows, spec.text.pooledSize],
+  };
   const out: Record<string, HostTensor> = {};
-  let stream = 0;
-  for (const name of ['hidden_states', 'encoder_hidden_states', 'pooled_projections']) {
-    const t = f32([rows, ...ref.get(name)!.shape.slice(1)]);
-    fillGaussian(7, stream++, t.data);
-    out[name] = t;
-  }
+  Object.entries(shapes).forEach(([name, shape], stream) => {
+    out[name] = f32(shape);
+    fillGaussian(7, stream, out[name].data as Float32Array);
+  });
   out.timestep = f32([rows], new Float32Array(rows).fill(750));
   return out;
 }
 
-async function measure(precision: string, ref: Map<string, HostTensor>, failures: string[]) {
+/** The transformer on PyTorch's reference rows: max |diff| against its float32 and bfloat16 outputs. */
+async function parity(precision: string, transformer: OnnxComponent, weights: WeightMap, ref: Map<string, HostTensor>, failures: string[]) {
+  const data = Object.fromEntries(['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep'].map((n) => [n, ref.get(n)!]));
+  const got = (await transformer.run(data, weights)).out_hidden_states;
+  const vsTorchFloat32 = diff(got, ref.get('out_float32')!);
+  if (precision === 'float32' && !(vsTorchFloat32.max <= 1e-3 * Math.max(1, vsTorchFloat32.scale))) {
+    failures.push(`${precision}: the float32 graph differs from PyTorch float32 by ${vsTorchFloat32.max} (scale ${vsTorchFloat32.scale}): not the same model`);
+  }
+  const bf16 = ref.get('out_bf16_autocast');
+  return { vsTorchFloat32, ...(bf16 ? { vsTorchBf16Autocast: diff(got, bf16) } : {}) };
+}
+
+async function measure(precision: string, ref: Map<string, HostTensor> | undefined, failures: string[]) {
   const folder = join(dir, precision);
   let t0 = now();
   const w = await benchWorker({ device, reps, layers: 1 }, { name: precision, config: { loadFormat: 'onnx', model: folder } }, []);
@@ -87,18 +109,11 @@ async function measure(precision: string, ref: Map<string, HostTensor>, failures
   try {
     const transformer = w.worker.model.components.transformer;
     const weights = w.worker.weights.set.transformer;
+    if (!weights) throw new Error(`${folder}: the worker holds no transformer weights after load`);
     out.residency = transformer.residency;
-    const data = Object.fromEntries(['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep'].map((n) => [n, ref.get(n)!]));
-    const got = (await transformer.run(data, weights)).out_hidden_states;
-    const parity: Record<string, unknown> = { vsTorchFloat32: diff(got, ref.get('out_float32')!) };
-    if (ref.has('out_bf16_autocast')) parity.vsTorchBf16Autocast = diff(got, ref.get('out_bf16_autocast')!);
-    out.parity = parity;
-    const p32 = parity.vsTorchFloat32 as ReturnType<typeof diff>;
-    if (precision === 'float32' && !(p32.max <= 1e-3 * Math.max(1, p32.scale))) {
-      failures.push(`${precision}: the float32 graph differs from PyTorch float32 by ${p32.max} (scale ${p32.scale}): not the same model`);
-    }
+    if (ref) out.parity = await parity(precision, transformer, weights, ref, failures);
 
-    const rows = rowsLike(ref, 2 * images);
+    const rows = rowsFor(w.worker.model.spec, 2 * images);
     for (let i = 0; i < 2; i++) await transformer.run(rows, weights); // warm-up: arena, kernels
     const alone: number[] = [];
     for (let i = 0; i < reps; i++) {
@@ -134,10 +149,12 @@ function ratios(worker: number): Record<string, number> {
   return r;
 }
 
-const results: Record<string, unknown> = { dir, device, images, rows: 2 * images, cfg: true, reps, torch, worker: {} };
 const failures: string[] = [];
-const ref = new Map((await readSafetensorsTensors(join(dir, 'reference.safetensors'))).tensors);
-log(`DiT ${JSON.stringify((torch as { config?: unknown }).config)}, ${images} images with CFG on ${device} (${machine()})`);
+if (!precisions.length) failures.push(`no model folder (<precision>/model.json) in ${dir}: the PyTorch side wrote none`);
+const results: Record<string, unknown> = { dir, device, images, rows: 2 * images, cfg: true, reps, torch, worker: {} };
+const refPath = join(dir, 'reference.safetensors');
+const ref = existsSync(refPath) ? new Map((await readSafetensorsTensors(refPath)).tensors) : undefined;
+log(`DiT ${JSON.stringify(torch.config ?? 'unknown: no torch.json')}, ${images} images with CFG on ${device} (${machine()})`);
 for (const [path, t] of Object.entries(torch.steps)) log(`  PyTorch ${path}: ${t.median ? `${round(t.median, 4)} s/step` : t.error ?? t.skipped}`);
 for (const precision of precisions) {
   let m: Record<string, unknown>;
