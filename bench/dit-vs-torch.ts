@@ -17,7 +17,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { prepareDeviceEnvironment } from '../core/model/execution-provider.ts';
-import { PRECISIONS } from '../core/model/precision.ts';
+import type { PRECISIONS } from '../core/model/precision.ts';
 import type { RolloutData } from '../core/protocol.ts';
 import { fillGaussian } from '../core/pipeline/seeded-noise.ts';
 import { readSafetensorsTensors } from '../core/tensors/safetensors.ts';
@@ -48,7 +48,9 @@ prepareDeviceEnvironment(device, false);
 // Missing when the PyTorch side was cut short (its folders are written first): the worker is still measured.
 const torchPath = join(dir, 'torch.json');
 const torch: TorchResults = existsSync(torchPath) ? JSON.parse(readFileSync(torchPath, 'utf8')) : { steps: {}, missing: torchPath };
-const precisions = (args.precisions ? args.precisions.split(',') : PRECISIONS.filter((p) => existsSync(join(dir, p, 'model.json'))));
+// Half precisions first: they carry the goals, and a stage cut short by its time cap loses float32 first.
+const ORDER = ['bfloat16', 'float16', 'float32'] as const satisfies readonly (typeof PRECISIONS)[number][];
+const precisions = args.precisions ? args.precisions.split(',') : ORDER.filter((p) => existsSync(join(dir, p, 'model.json')));
 
 interface TorchResults {
   config?: Record<string, number>;
@@ -152,6 +154,13 @@ function ratios(worker: number): Record<string, number> {
 const failures: string[] = [];
 if (!precisions.length) failures.push(`no model folder (<precision>/model.json) in ${dir}: the PyTorch side wrote none`);
 const results: Record<string, unknown> = { dir, device, images, rows: 2 * images, cfg: true, reps, torch, worker: {} };
+/** Writes the results so far (after each precision: a run cut short keeps what it measured). */
+function save(): string {
+  results.failures = failures;
+  if (!args.json) return writeResults(`dit-vs-torch-${device}`, results);
+  writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), machine: machine(), command: process.argv.slice(1).join(' '), results }, null, 2));
+  return args.json;
+}
 const refPath = join(dir, 'reference.safetensors');
 const ref = existsSync(refPath) ? new Map((await readSafetensorsTensors(refPath)).tensors) : undefined;
 log(`DiT ${JSON.stringify(torch.config ?? 'unknown: no torch.json')}, ${images} images with CFG on ${device} (${machine()})`);
@@ -172,9 +181,10 @@ for (const precision of precisions) {
   }
   (results.worker as Record<string, unknown>)[precision] = m;
   log(`worker ${precision}: ${JSON.stringify(m)}`);
+  save();
 }
-results.failures = failures;
-const path = args.json ? (writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), machine: machine(), command: process.argv.slice(1).join(' '), results }, null, 2)), args.json) : writeResults(`dit-vs-torch-${device}`, results);
+
+const path = save();
 log(`results in ${path}`);
 if (failures.length) {
   log(`${failures.length} check(s) failed:\n  ${failures.join('\n  ')}`);
