@@ -82,14 +82,15 @@ export class TextToImagePipeline {
     const out = await this.deps.model.components.transformer.run(inputs, ctx.weights.transformer!);
     const v = out.out_hidden_states.data as Float32Array;
     if (!cfg) return v;
+    // The guided velocity overwrites the conditional half of the runtime's output (a fresh array
+    // this pipeline owns): no new buffer per step, and each element is read before it is written.
     const n = latents.length;
     const w = Math.fround(ctx.params.guidanceScale);
-    const guided = new Float32Array(n);
     for (let k = 0; k < n; k++) {
       const vu = v[n + k];
-      guided[k] = vu + Math.fround(w * Math.fround(v[k] - vu));
+      v[k] = vu + Math.fround(w * Math.fround(v[k] - vu));
     }
-    return guided;
+    return v.subarray(0, n);
   }
 
   /**
@@ -245,8 +246,11 @@ export function toUint8Image(images: HostTensor): HostTensor {
   const src = images.data as Float32Array;
   const out = new Uint8Array(src.length);
   for (let i = 0; i < src.length; i++) {
-    const v = (Math.min(1, Math.max(-1, src[i])) + 1) * 127.5;
-    out[i] = Math.floor(v + 0.5);
+    const x = src[i];
+    // Clamped to [-1, 1] (NaN stays NaN and stores as 0); v + 0.5 is in [0.5, 255.5], where
+    // truncation is floor.
+    const v = ((x > 1 ? 1 : x < -1 ? -1 : x) + 1) * 127.5;
+    out[i] = (v + 0.5) | 0;
   }
   return tensor('U8', images.shape, out);
 }

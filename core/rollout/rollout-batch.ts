@@ -3,7 +3,7 @@
 // Row slices (chunk, split, unpad) are views of the tensors; gathers (selectIdxs, repeat, padToDivisor,
 // concat) copy. Operations return new batches; the metaInfo object is copied shallowly, never shared.
 import {
-  parseSafetensors, readSafetensorsFile, serializeSafetensors, writeSafetensorsFile, type SafetensorsFile,
+  parseSafetensors, readSafetensorsFile, safetensorsChunks, serializeSafetensors, writeSafetensorsFile, type SafetensorsFile,
 } from '../tensors/safetensors.ts';
 import { concatRows, DTYPE_ARRAY, numel, sliceRows, tensorBytes, type HostTensor } from '../tensors/tensor.ts';
 import type { RolloutMeta, RolloutSamples, RolloutTensors } from '../protocol.ts';
@@ -203,6 +203,11 @@ export class RolloutBatch {
    */
   toSafetensors(): Uint8Array {
     return serializeSafetensors(this.batch, this.jsonMetadata());
+  }
+
+  /** toSafetensors' bytes as the header and views of each tensor, in file order (nothing copied). */
+  toSafetensorsChunks(): Uint8Array[] {
+    return safetensorsChunks(this.batch, this.jsonMetadata());
   }
 
   /** Parses bytes written by toSafetensors (or any safetensors file). Tensors are views of `bytes`. */

@@ -369,6 +369,22 @@ const entriesOf = (tensors: Record<string, HostTensor> | ReadonlyMap<string, Hos
   tensors instanceof Map ? [...tensors] : Object.entries(tensors);
 
 /**
+ * The safetensors bytes of `tensors` as chunks: the header, then each tensor's data as a view of
+ * its own array (no copy), in file order. A writer (an HTTP answer) sends them one after another
+ * without joining them; their lengths add up to the file's.
+ */
+export function safetensorsChunks(
+  tensors: Record<string, HostTensor> | ReadonlyMap<string, HostTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array[] {
+  const entries = entriesOf(tensors);
+  const byName = new Map(entries);
+  const { head, order } = planLayout(specsOf(entries), metadata);
+  for (const spec of order) checkData(spec, byName.get(spec.name)!);
+  return [head, ...order.map(({ name }) => tensorBytes(byName.get(name)!))];
+}
+
+/**
  * Serializes tensors (and optional string metadata) to safetensors bytes. Tensors are laid out in the
  * reference writer's order (see DTYPE_RANK), and the header is padded with spaces to a multiple of 8.
  * `__metadata__` is written only when `metadata` is given.
@@ -377,17 +393,13 @@ export function serializeSafetensors(
   tensors: Record<string, HostTensor> | ReadonlyMap<string, HostTensor>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  const entries = entriesOf(tensors);
-  const byName = new Map(entries);
-  const { head, order, dataBytes } = planLayout(specsOf(entries), metadata);
-  for (const spec of order) checkData(spec, byName.get(spec.name)!);
-  const out = new Uint8Array(head.length + dataBytes);
-  out.set(head);
-  let at = head.length;
-  for (const { name } of order) {
-    const t = byName.get(name)!;
-    out.set(tensorBytes(t), at);
-    at += t.data.byteLength;
+  const chunks = safetensorsChunks(tensors, metadata);
+  // Unpooled and not zero-filled: every byte is written just below.
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(chunks.reduce((n, c) => n + c.length, 0)).buffer);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
   }
   return out;
 }

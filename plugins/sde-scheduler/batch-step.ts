@@ -2,7 +2,7 @@
 // (noise from the batch's noise source, log-prob when asked), the others the Euler step.
 import { type StepContext, type StepResult } from '../../core/public.ts';
 import { inWindow, type SdePlan } from './plan.ts';
-import { addNoise, eulerInto, transition } from './sde-step.ts';
+import { eulerInto, transition } from './sde-step.ts';
 
 /** undefined when no sample is stochastic at this step: core's Euler step answers. */
 export function sdeBatchStep(step: StepContext, plan: SdePlan): StepResult | undefined {
@@ -18,7 +18,6 @@ export function sdeBatchStep(step: StepContext, plan: SdePlan): StepResult | und
   const latents = new Float32Array(B * per);
   // NaN marks samples outside their window: no transition, no log-prob.
   const logProbs = plan.logProbs ? new Float32Array(B).fill(NaN) : undefined;
-  const mean = new Float32Array(per);
   const eps = new Float32Array(per);
   for (let b = 0; b < B; b++) {
     const x = step.latents.subarray(b * per, (b + 1) * per);
@@ -28,10 +27,9 @@ export function sdeBatchStep(step: StepContext, plan: SdePlan): StepResult | und
       eulerInto(x, v, sigma, sigmaNext, next);
       continue;
     }
-    tr.meanInto(x, v, mean);
     batch.noise.step(b, i, eps);
-    addNoise(mean, tr.std, eps, next);
-    if (logProbs) logProbs[b] = tr.logProb(next, mean);
+    const lp = tr.sampleInto(x, v, eps, next, logProbs !== undefined);
+    if (logProbs) logProbs[b] = lp;
   }
   return { latents, logProbs };
 }

@@ -21,6 +21,12 @@ export interface Transition {
   meanInto(x: Float32Array, v: Float32Array, out: Float32Array): void;
   /** log p(xNext | mean), averaged over every element (one number per sample and step). */
   logProb(xNext: Float32Array, mean: Float32Array): number;
+  /**
+   * The sampling step in one pass: out = mean(x, v) + std * eps, and its log-prob (NaN when
+   * `withLogProb` is false). The same float32 operations in the same order as meanInto, addNoise
+   * and logProb one after another, so the same bits, without writing and reading back the mean.
+   */
+  sampleInto(x: Float32Array, v: Float32Array, eps: Float32Array, out: Float32Array, withLogProb: boolean): number;
 }
 
 /**
@@ -57,6 +63,22 @@ function sdeTransition(sigma: number, sigmaNext: number, sigma1: number, a: numb
       }
       return f(sum / mean.length);
     },
+    sampleInto(x, v, eps, out, withLogProb) {
+      const n = out.length;
+      if (!withLogProb) {
+        for (let k = 0; k < n; k++) out[k] = f(f(f(x[k] * cx) + f(f(v[k] * cv) * dt)) + f(std * eps[k]));
+        return NaN;
+      }
+      let sum = 0;
+      for (let k = 0; k < n; k++) {
+        const mean = f(f(x[k] * cx) + f(f(v[k] * cv) * dt));
+        const next = f(mean + f(std * eps[k]));
+        out[k] = next;
+        const d = f(next - mean);
+        sum += f(f(f(-f(d * d) / twoVar) - logStd) - LOG_SQRT_2PI);
+      }
+      return f(sum / n);
+    },
   };
 }
 
@@ -83,6 +105,20 @@ function cpsTransition(sigma: number, sigmaNext: number, a: number): Transition 
         sum -= f(d * d);
       }
       return f(sum / mean.length);
+    },
+    sampleInto(x, v, eps, out, withLogProb) {
+      const n = out.length;
+      let sum = 0;
+      for (let k = 0; k < n; k++) {
+        const x0 = f(x[k] - f(sigma * v[k]));
+        const x1 = f(x[k] + f(oneMinusSigma * v[k]));
+        const mean = f(f(x0 * cx0) + f(x1 * cx1));
+        const next = f(mean + f(std * eps[k]));
+        out[k] = next;
+        const d = f(next - mean);
+        sum -= f(d * d);
+      }
+      return withLogProb ? f(sum / n) : NaN;
     },
   };
 }

@@ -1,6 +1,7 @@
 // POST /v1/rollouts: a JSON list of requests -> the caller's RolloutBatch, as the safetensors
 // file RolloutBatch.save writes (default) or, with ?format=json, as JSON for small batches.
 // Calls go through the coalescer: concurrent callers share generate calls.
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateRequest, RolloutBatch } from '../../core/public.ts';
 import type { ServerContext } from '../context.ts';
@@ -62,7 +63,11 @@ export function rolloutRoutes(app: FastifyInstance, ctx: ServerContext): void {
   }, async (request, reply) => {
     const batch = await rollout(ctx, request.body, disconnectSignal(request, reply));
     if (request.query.format === 'json') return asJson(batch, ctx.options.maxJsonRolloutBytes);
-    const bytes = batch.toSafetensors();
-    return reply.type('application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    // Sent chunk by chunk (header, then each tensor's own bytes): a rollout of many MB is never
+    // copied into one buffer.
+    const chunks = batch.toSafetensorsChunks();
+    const length = chunks.reduce((n, c) => n + c.byteLength, 0);
+    const body = Readable.from(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)), { objectMode: false });
+    return reply.type('application/octet-stream').header('content-length', length).send(body);
   });
 }
