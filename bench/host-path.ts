@@ -30,15 +30,16 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 // ONNX Runtime's time: every session.run of both trees (one onnxruntime-node module in the process).
 let ortMs = 0;
-const run = ort.InferenceSession.prototype.run;
-ort.InferenceSession.prototype.run = async function (this: ort.InferenceSession, ...a: Parameters<typeof run>) {
+const session = ort.InferenceSession as unknown as { prototype: { run: (...a: unknown[]) => Promise<unknown> } };
+const run = session.prototype.run;
+session.prototype.run = async function (this: unknown, ...a: unknown[]) {
   const t0 = performance.now();
   try {
     return await run.apply(this, a);
   } finally {
     ortMs += performance.now() - t0;
   }
-} as typeof run;
+};
 
 interface Rollout { batch: Record<string, { data: ArrayBufferView }>; nonTensorBatch: unknown; metaInfo: unknown; toSafetensors(): Uint8Array; toSafetensorsChunks?(): Uint8Array[] }
 interface Tree { name: string; dir: string; generate(requests: unknown[]): Promise<Rollout>; close(): Promise<void> }
@@ -86,7 +87,7 @@ async function timed(tree: Tree, seed: number): Promise<Timing & { digest: strin
 // Phases by source file (paths relative to the tree's root), first match wins.
 const PHASES: [string, RegExp][] = [
   ['onnxruntime (session.run)', /onnxruntime-(node|common)\//],
-  ['seeded noise', /core\/pipeline\/seeded-noise\.ts/],
+  ['seeded noise', /core\/pipeline\/(seeded-noise|noise-source|noise-threads)\.ts/],
   ['scheduler step (SDE, Euler, log-probs)', /plugins\/sde-scheduler\/|core\/scheduler\//],
   ['CFG, transformer inputs, uint8 images', /core\/pipeline\/text-to-image\.ts/],
   ['latent capture', /plugins\/latent-capture\//],
@@ -140,10 +141,10 @@ function baselineTree(rev: string): string {
 const baseDir = args.baseline ? baselineTree(args.baseline) : undefined;
 const trees = [await openTree('this tree', root)];
 if (baseDir) trees.unshift(await openTree(`baseline ${args.baseline}`, baseDir));
-const session = new Session();
-session.connect();
-await session.post('Profiler.enable');
-await session.post('Profiler.setSamplingInterval', { interval: 200 });
+const inspector = new Session();
+inspector.connect();
+await inspector.post('Profiler.enable');
+await inspector.post('Profiler.setSamplingInterval', { interval: 200 });
 try {
   for (const t of trees) await timed(t, 0); // warm-up: sessions, prompt cache, JIT
   const timings: Record<string, Timing[]> = Object.fromEntries(trees.map((t) => [t.name, []]));
@@ -162,7 +163,7 @@ try {
   const profiledReps = Math.max(1, Math.min(2, reps));
   for (let r = 0; r < profiledReps; r++) {
     for (const t of trees) {
-      for (const [p, ms] of Object.entries(await profiled(session, t, 5000 + r))) phases[t.name][p] = (phases[t.name][p] ?? 0) + ms / profiledReps;
+      for (const [p, ms] of Object.entries(await profiled(inspector, t, 5000 + r))) phases[t.name][p] = (phases[t.name][p] ?? 0) + ms / profiledReps;
     }
   }
   const summary = trees.map((t) => {
@@ -193,7 +194,7 @@ try {
   }
   console.log(`wrote ${writeResults('host-path-cpu', results)}`);
 } finally {
-  session.disconnect();
+  inspector.disconnect();
   for (const t of trees) await t.close();
   if (baseDir) rmSync(baseDir, { recursive: true, force: true });
 }

@@ -12,7 +12,8 @@ export type { GenerateRequest, RolloutData, RolloutTensors, RolloutTensorKeys, R
 export type { BatchContext, BatchPlan, OutputPlan, OutputSpec, RecordedSteps, StepContext, StepResult, SampleSpec, SamplingParams, NoiseSource, PromptEmbeddings } from './pipeline/types.ts';
 export { TextToImagePipeline, usesCfg, toUint8Image, type PipelineDeps } from './pipeline/text-to-image.ts';
 export { flowMatchSigmas, eulerStep } from './scheduler/flow-match.ts';
-export { fillGaussian, seededNoise } from './pipeline/seeded-noise.ts';
+export { fillGaussian } from './pipeline/seeded-noise.ts';
+export { seededNoise, initialNoise, stepNoise } from './pipeline/noise-source.ts';
 export { WorkerWrapperBase, type ExtensionContext } from './worker-wrapper/worker-wrapper-base.ts';
 export { DiffusionWorker } from './worker/diffusion-worker.ts';
 export { DiffusionModelRunner, type PipelineClass } from './model-runner/diffusion-model-runner.ts';

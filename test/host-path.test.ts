@@ -3,7 +3,11 @@
 // and the chunked safetensors answer (bench/host-path.ts measures what they save).
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { availableParallelism } from 'node:os';
 import { fillGaussian, streamRandom } from '../core/pipeline/seeded-noise.ts';
+import { fillNoise, MIN_THREADED_VALUES, startNoiseHelpers, type NoiseJob } from '../core/pipeline/noise-threads.ts';
+import { initialNoise, seededNoise, stepNoise } from '../core/pipeline/noise-source.ts';
+import type { NoiseSource } from '../core/pipeline/types.ts';
 import { checkFinite } from '../core/pipeline/non-finite.ts';
 import type { SampleSpec } from '../core/pipeline/types.ts';
 import { flowMatchSigmas } from '../core/scheduler/flow-match.ts';
@@ -48,6 +52,53 @@ describe('fillGaussian', () => {
       fillGaussian(seed, stream, got);
       expect(bits(got)).toEqual(bits(want));
     }));
+  });
+});
+
+describe('noise drawn with helper threads', () => {
+  it.skipIf(availableParallelism() < 2)('gives each job the values fillGaussian gives it, whichever thread draws them', async () => {
+    expect(await startNoiseHelpers()).toBe(true);
+    // Odd lengths, repeated seeds on other streams, in an order unlike the output's.
+    const jobs: NoiseJob[] = [];
+    let offset = 0;
+    for (let k = 0; offset < 2 * MIN_THREADED_VALUES; k++) {
+      const length = 1000 + ((k * 7919) % 3001);
+      jobs.push({ seed: 2 ** 40 + (k % 5), stream: k, offset, length });
+      offset += length + 3; // gaps stay untouched
+    }
+    const got = new Float32Array(offset).fill(7);
+    fillNoise([...jobs].reverse(), got);
+    const want = new Float32Array(offset).fill(7);
+    for (const j of jobs) fillGaussian(j.seed, j.stream, want.subarray(j.offset, j.offset + j.length));
+    expect(bits(got)).toEqual(bits(want));
+  });
+
+  it('fills a batch row by row, from the seeded source at once and from any other source sample by sample, the same values', () => {
+    const seeds = [5, 2 ** 33, 5, 17];
+    const per = 9;
+    const calls: string[] = [];
+    const seeded = seededNoise(seeds);
+    const other: NoiseSource = {
+      name: 'replay',
+      initial: (b, out) => { calls.push(`initial ${b}`); seeded.initial(b, out); },
+      step: (b, step, out) => { calls.push(`step ${b} ${step}`); seeded.step(b, step, out); },
+    };
+    for (const source of [seeded, other]) {
+      const initial = new Float32Array(seeds.length * per);
+      initialNoise(source, seeds.length, initial, per);
+      const step = new Float32Array(2 * per);
+      stepNoise(source, [3, 1], 4, step, per);
+      const want = new Float32Array(per);
+      seeds.forEach((seed, b) => {
+        fillGaussian(seed, 0, want);
+        expect(bits(initial.subarray(b * per, (b + 1) * per))).toEqual(bits(want));
+      });
+      [3, 1].forEach((b, r) => {
+        fillGaussian(seeds[b], 5, want);
+        expect(bits(step.subarray(r * per, (r + 1) * per))).toEqual(bits(want));
+      });
+    }
+    expect(calls).toEqual(['initial 0', 'initial 1', 'initial 2', 'initial 3', 'step 3 4', 'step 1 4']);
   });
 });
 

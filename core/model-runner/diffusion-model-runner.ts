@@ -6,7 +6,8 @@ import type { WorkerEvents } from '../events.ts';
 import type { LoadedModel } from '../model/loaded-model.ts';
 import type { GenerateRequest, RolloutData } from '../protocol.ts';
 import { flowMatchSigmas } from '../scheduler/flow-match.ts';
-import { seededNoise } from '../pipeline/seeded-noise.ts';
+import { seededNoise } from '../pipeline/noise-source.ts';
+import { MIN_THREADED_VALUES, startNoiseHelpers } from '../pipeline/noise-threads.ts';
 import { TextToImagePipeline, type PipelineDeps } from '../pipeline/text-to-image.ts';
 import type { PromptCache } from '../pipeline/prompt-cache.ts';
 import type { BatchContext, SamplingParams } from '../pipeline/types.ts';
@@ -44,6 +45,9 @@ export class DiffusionModelRunner {
     this.model = model;
     this.graphBounds = graphBounds;
     if (!this.current) this.current = new this.services.pipeline(this.pipelineDeps(), {});
+    // Batches this large draw their noise with helper threads: start them now, not on the first rollout.
+    const [C, h, w] = this.latentShape(this.defaults());
+    if (this.config.maxBatchSize * C * h * w >= MIN_THREADED_VALUES) void startNoiseHelpers();
   }
 
   get pipeline(): TextToImagePipeline {

@@ -83,13 +83,3 @@ export function fillGaussian(seed: number, stream: number, out: Float32Array): v
     if (i + 1 < n) out[i + 1] = radius * Math.sin(theta);
   }
 }
-
-import type { NoiseSource } from './types.ts';
-
-export function seededNoise(seeds: readonly number[]): NoiseSource {
-  return {
-    name: 'seeded',
-    initial: (b, out) => fillGaussian(seeds[b], 0, out),
-    step: (b, step, out) => fillGaussian(seeds[b], 1 + step, out),
-  };
-}

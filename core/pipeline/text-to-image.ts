@@ -7,6 +7,7 @@ import type { LoadedModel } from '../model/loaded-model.ts';
 import type { RolloutData } from '../protocol.ts';
 import { f32, tensor, type HostTensor } from '../tensors/tensor.ts';
 import type { CachedPrompt, PromptCache } from './prompt-cache.ts';
+import { initialNoise } from './noise-source.ts';
 import type { BatchContext, BatchPlan, OutputPlan, PromptEmbeddings, StepContext, StepResult } from './types.ts';
 
 export interface PipelineDeps {
@@ -64,7 +65,7 @@ export class TextToImagePipeline {
   prepareLatents(ctx: BatchContext): Float32Array {
     const per = ctx.latentShape[0] * ctx.latentShape[1] * ctx.latentShape[2];
     const latents = new Float32Array(ctx.samples.length * per);
-    for (let b = 0; b < ctx.samples.length; b++) ctx.noise.initial(b, latents.subarray(b * per, (b + 1) * per));
+    initialNoise(ctx.noise, ctx.samples.length, latents, per);
     return this.deps.hooks.prepareLatents.call(latents, ctx);
   }
 
