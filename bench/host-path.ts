@@ -5,11 +5,12 @@
 // The model has the embedded model's host-side shapes (32x32x3 latents, 24 x 128 text embeddings)
 // and a denoiser of hidden size 8 on one layer (dummy loader), so that ONNX Runtime's share is small
 // and the host path shows; the runtime's own time is measured around InferenceSession.run.
-//   node bin/run-ts.js bench/host-path.ts [--reps 3] [--baseline <git rev>]
+//   node bin/run-ts.js bench/host-path.ts [--reps 3] [--baseline <git rev>] [--top]
 // --baseline loads the project at that commit into the same process (git archive into a temporary
 // folder) and alternates its rollouts with this tree's: same seeds, outputs compared bit for bit,
 // the ratio of host-path times from one process. Phases come from a sampling CPU profile of extra
-// rollouts (self time by source file); timed rollouts run without the profiler.
+// rollouts (self time by source file); timed rollouts run without the profiler. --top lists the
+// functions behind 'other JS'.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { median, writeResults } from './support.ts';
 
-const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '3' }, baseline: { type: 'string' }, prompts: { type: 'string', default: '32' }, group: { type: 'string', default: '16' } } });
+const { values: args } = parseArgs({ options: { top: { type: 'boolean', default: false }, reps: { type: 'string', default: '3' }, baseline: { type: 'string' }, prompts: { type: 'string', default: '32' }, group: { type: 'string', default: '16' } } });
 const reps = Number(args.reps);
 const prompts = Number(args.prompts);
 const group = Number(args.group);
@@ -97,6 +98,11 @@ const PHASES: [string, RegExp][] = [
   ['garbage collector', /^\(garbage collector\)$/],
 ];
 const OTHER = 'other JS (runner, hooks, requests)';
+/** The profiler's own work (Profiler.stop building the profile): not counted. */
+const PROFILER = /^node:inspector/;
+
+/** --top: self time of the functions counted as OTHER, to find the next cost. */
+const otherFrames = new Map<string, number>();
 
 async function profiled(session: Session, tree: Tree, seed: number): Promise<Record<string, number>> {
   await session.post('Profiler.start');
@@ -115,7 +121,7 @@ async function profiled(session: Session, tree: Tree, seed: number): Promise<Rec
     if (p === undefined) {
       const { url, functionName } = byId.get(id)!.callFrame;
       const where = url ? url.replace(pathToFileURL(tree.dir).href, '') : functionName;
-      p = PHASES.find(([, re]) => re.test(where))?.[0] ?? phase(parent.get(id));
+      p = PROFILER.test(where) ? '' : PHASES.find(([, re]) => re.test(where))?.[0] ?? phase(parent.get(id));
       phaseOf.set(id, p);
     }
     return p;
@@ -126,7 +132,13 @@ async function profiled(session: Session, tree: Tree, seed: number): Promise<Rec
     const { functionName } = byId.get(id)!.callFrame;
     if (functionName === '(idle)' || functionName === '(program)') return;
     const p = phase(id);
+    if (!p) return;
     ms[p] = (ms[p] ?? 0) + (deltas[i] ?? 0) / 1000;
+    if (args.top && p === OTHER) {
+      const { url, lineNumber } = byId.get(id)!.callFrame;
+      const key = `${functionName || '(anonymous)'} ${url.replace(pathToFileURL(tree.dir).href, '')}:${lineNumber + 1}`;
+      otherFrames.set(key, (otherFrames.get(key) ?? 0) + (deltas[i] ?? 0) / 1000);
+    }
   });
   return ms;
 }
@@ -184,6 +196,7 @@ try {
     };
   });
   for (const s of summary) console.log(s);
+  if (args.top) console.log([...otherFrames].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, ms]) => `${ms.toFixed(1).padStart(8)} ms  ${k}`).join('\n'));
   const results: Record<string, unknown> = { batch, prompts, group, arch, request: { steps: 10, guidanceScale: 4.5, sde, capture }, reps, summary };
   if (trees.length === 2) {
     const [base, mine] = trees.map((t) => timings[t.name]);
