@@ -5,7 +5,8 @@
 // The model has the embedded model's host-side shapes (32x32x3 latents, 24 x 128 text embeddings)
 // and a denoiser of hidden size 8 on one layer (dummy loader), so that ONNX Runtime's share is small
 // and the host path shows; the runtime's own time is measured around InferenceSession.run.
-//   node bin/run-ts.js bench/host-path.ts [--reps 3] [--baseline <git rev>] [--top]
+//   node bin/run-ts.js bench/host-path.ts [--reps 3] [--baseline <git rev>] [--top] [--device cuda] [--embedded]
+// --embedded runs the embedded model itself (on a GPU: the Flow-GRPO example's setting).
 // --baseline loads the project at that commit into the same process (git archive into a temporary
 // folder) and alternates its rollouts with this tree's: same seeds, outputs compared bit for bit,
 // the ratio of host-path times from one process. Phases come from a sampling CPU profile of extra
@@ -22,7 +23,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { median, writeResults } from './support.ts';
 
-const { values: args } = parseArgs({ options: { top: { type: 'boolean', default: false }, reps: { type: 'string', default: '3' }, baseline: { type: 'string' }, prompts: { type: 'string', default: '32' }, group: { type: 'string', default: '16' } } });
+const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, embedded: { type: 'boolean', default: false }, top: { type: 'boolean', default: false }, reps: { type: 'string', default: '3' }, baseline: { type: 'string' }, prompts: { type: 'string', default: '32' }, group: { type: 'string', default: '16' } } });
 const reps = Number(args.reps);
 const prompts = Number(args.prompts);
 const group = Number(args.group);
@@ -56,7 +57,8 @@ const requests = (seed: number) => Array.from({ length: prompts }, (_, k) => ({
 async function openTree(name: string, dir: string): Promise<Tree> {
   const index = await import(pathToFileURL(join(dir, 'index.ts')).href);
   const { resolveConfig } = await import(pathToFileURL(join(dir, 'core/config/load-config.ts')).href);
-  const config = resolveConfig({ device: 'cpu', executor: 'inline', maxBatchSize: batch, loadFormat: 'dummy', loadOptions: arch, plugins: ['dummy-loader', 'sde-scheduler', 'latent-capture'] });
+  const base = { device: args.device, executor: 'inline', maxBatchSize: batch, plugins: ['dummy-loader', 'sde-scheduler', 'latent-capture'] };
+  const config = args.embedded ? index.withDefaultModel(resolveConfig(base)) : resolveConfig({ ...base, loadFormat: 'dummy', loadOptions: arch });
   const worker = await index.createWorker(config);
   return { name, dir, generate: (r) => worker.generate(r), close: () => worker.close() };
 }
@@ -197,7 +199,7 @@ try {
   });
   for (const s of summary) console.log(s);
   if (args.top) console.log([...otherFrames].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, ms]) => `${ms.toFixed(1).padStart(8)} ms  ${k}`).join('\n'));
-  const results: Record<string, unknown> = { batch, prompts, group, arch, request: { steps: 10, guidanceScale: 4.5, sde, capture }, reps, summary };
+  const results: Record<string, unknown> = { device: args.device, model: args.embedded ? 'embedded (shapes-dit)' : { dummy: arch }, batch, prompts, group, request: { steps: 10, guidanceScale: 4.5, sde, capture }, reps, summary };
   if (trees.length === 2) {
     const [base, mine] = trees.map((t) => timings[t.name]);
     // Per round: this tree's host path over the baseline's in the same round.
@@ -205,7 +207,7 @@ try {
     Object.assign(results, { baseline: args.baseline, outputsIdentical: identical, hostPathRatioVsBaseline: +ratio.toFixed(3) });
     console.log({ outputsIdentical: identical, hostPathRatioVsBaseline: +ratio.toFixed(3) });
   }
-  console.log(`wrote ${writeResults('host-path-cpu', results)}`);
+  console.log(`wrote ${writeResults(`host-path-${args.device}${args.embedded ? '-embedded' : ''}`, results)}`);
 } finally {
   inspector.disconnect();
   for (const t of trees) await t.close();

@@ -2,11 +2,12 @@
 // rollout draws millions of normals (Box-Muller: a logarithm, a square root, a cosine and a sine
 // per pair), the largest host cost of a rollout, and the calling thread would draw them alone while
 // the machine's other cores idle. Each job is one (seed, stream) filling its own slice, so the bits
-// do not depend on which thread drew them; the caller draws a share itself and waits for the rest
-// (Atomics.wait: fillNoise stays synchronous, as the noise source's callers are).
+// do not depend on which thread drew them; the caller takes jobs too and waits (Atomics.wait) only
+// for those helpers hold: fillNoise stays synchronous, as the noise source's callers are.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { fillGaussian } from './seeded-noise.ts';
+import { DONE, takeJobs, type SharedFill } from './noise-work.ts';
 
 export interface NoiseJob {
   seed: number;
@@ -18,7 +19,7 @@ export interface NoiseJob {
 
 /** Below this many values the calling thread draws alone: handing work over costs more. */
 export const MIN_THREADED_VALUES = 1 << 17;
-/** A helper silent this long is taken for dead: the caller draws its share and stops using helpers. */
+/** A job a helper holds this long is taken for lost: the caller draws it and stops using helpers. */
 const HELPER_TIMEOUT_MS = 30_000;
 const MAX_HELPERS = 7;
 
@@ -26,7 +27,6 @@ class NoiseHelpers {
   private readonly threads: Worker[] = [];
   private started = 0;
   private failed = false;
-  private shared = new SharedArrayBuffer(0);
 
   constructor(count: number) {
     for (let i = 0; i < count; i++) {
@@ -39,7 +39,7 @@ class NoiseHelpers {
     }
   }
 
-  /** Every helper has started and none has failed (until then the caller draws alone). */
+  /** Every helper has started and none has failed. */
   get ready(): boolean {
     return !this.failed && this.started === this.threads.length;
   }
@@ -53,53 +53,37 @@ class NoiseHelpers {
     for (const t of this.threads) void t.terminate();
   }
 
-  /** Splits the jobs into a share per helper and one for the caller, by values, in order. */
+  /**
+   * The caller and every helper take jobs from one shared counter; the caller then waits only for
+   * the jobs helpers still hold. Every fill has its own shared memory: a helper that reads its
+   * message late finds no job left and touches nothing else.
+   */
   fill(jobs: readonly NoiseJob[], out: Float32Array): void {
-    const shares = split(jobs, this.threads.length + 1);
-    const own = shares.pop()!;
-    const sizes = shares.map((share) => share.reduce((n, j) => n + j.length, 0));
-    const total = sizes.reduce((a, b) => a + b, 0);
-    if (this.shared.byteLength < 4 * total) this.shared = new SharedArrayBuffer(4 * total);
-    const done = new Int32Array(new SharedArrayBuffer(4 * shares.length));
+    const quads = new Float64Array(new SharedArrayBuffer(8 * 4 * jobs.length));
     let at = 0;
-    const starts = shares.map((share, slot) => {
-      const start = at;
-      const quads = new Float64Array(4 * share.length);
-      share.forEach((j, k) => { quads.set([j.seed, j.stream, at, j.length], 4 * k); at += j.length; });
-      this.threads[slot].postMessage({ jobs: quads, buffer: this.shared, done, slot });
-      return start;
-    });
-    drawAll(own, out);
-    const values = new Float32Array(this.shared);
-    shares.forEach((share, slot) => {
-      if (Atomics.wait(done, slot, 0, HELPER_TIMEOUT_MS) === 'timed-out' && Atomics.load(done, slot) === 0) {
-        this.fail();
-        drawAll(share, out);
-        return;
-      }
-      let from = starts[slot];
-      for (const j of share) {
-        out.set(values.subarray(from, from + j.length), j.offset);
-        from += j.length;
-      }
-    });
+    jobs.forEach((j, k) => { quads.set([j.seed, j.stream, at, j.length], 4 * k); at += j.length; });
+    const fill: SharedFill = {
+      control: new Int32Array(new SharedArrayBuffer(8)),
+      jobs: quads,
+      finished: new Int32Array(new SharedArrayBuffer(4 * jobs.length)),
+      values: new Float32Array(new SharedArrayBuffer(4 * at)),
+    };
+    for (const t of this.threads) t.postMessage(fill);
+    takeJobs(fill);
+    const { control, finished, values } = fill;
+    for (let done = Atomics.load(control, DONE); done < jobs.length; done = Atomics.load(control, DONE)) {
+      if (Atomics.wait(control, DONE, done, HELPER_TIMEOUT_MS) !== 'timed-out') continue;
+      // A helper holds a job and does not finish it: draw what is missing here, and stop using helpers.
+      this.fail();
+      jobs.forEach((j, k) => { if (!Atomics.load(finished, k)) fillGaussian(j.seed, j.stream, values.subarray(quads[4 * k + 2], quads[4 * k + 2] + j.length)); });
+      break;
+    }
+    jobs.forEach((j, k) => out.set(values.subarray(quads[4 * k + 2], quads[4 * k + 2] + j.length), j.offset));
   }
 }
 
 function drawAll(jobs: readonly NoiseJob[], out: Float32Array): void {
   for (const j of jobs) fillGaussian(j.seed, j.stream, out.subarray(j.offset, j.offset + j.length));
-}
-
-/** `parts` runs of consecutive jobs with about equal numbers of values. */
-function split(jobs: readonly NoiseJob[], parts: number): NoiseJob[][] {
-  const total = jobs.reduce((n, j) => n + j.length, 0);
-  const out: NoiseJob[][] = Array.from({ length: parts }, () => []);
-  let seen = 0;
-  for (const j of jobs) {
-    out[Math.min(parts - 1, Math.floor((seen * parts) / total))].push(j);
-    seen += j.length;
-  }
-  return out;
 }
 
 let helpers: NoiseHelpers | undefined;
@@ -108,7 +92,8 @@ let started: Promise<boolean> | undefined;
 /** Helper threads: one fewer than the machine's cores (the caller draws too), at most MAX_HELPERS. */
 function helperThreads(): NoiseHelpers | undefined {
   void startNoiseHelpers();
-  return helpers?.ready ? helpers : undefined;
+  // Used before they have all started too: one that has not yet takes no job.
+  return helpers && !helpers.broken ? helpers : undefined;
 }
 
 /**
@@ -132,9 +117,8 @@ export function startNoiseHelpers(): Promise<boolean> {
 }
 
 /**
- * Runs the jobs into `out`. Large batches are shared with helper threads once they have started
- * (they start on the first large batch, which the caller draws alone); the values are the same
- * whoever draws them.
+ * Runs the jobs into `out`. Large batches are shared with helper threads (started on the first
+ * one, if startNoiseHelpers was not called before); the values are the same whoever draws them.
  */
 export function fillNoise(jobs: readonly NoiseJob[], out: Float32Array): void {
   const total = jobs.reduce((n, j) => n + j.length, 0);
