@@ -72,7 +72,9 @@ function digest(r: Rollout): string {
     const d = r.batch[key].data;
     h.update(key).update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
-  return h.update(JSON.stringify([r.nonTensorBatch, r.metaInfo])).digest('hex');
+  // meta_info.model is the model's path, which differs between the trees for the embedded model.
+  const { model: _, ...meta } = r.metaInfo as Record<string, unknown>;
+  return h.update(JSON.stringify([r.nonTensorBatch, meta])).digest('hex');
 }
 
 interface Timing { wallMs: number; ortMs: number; answerMs: number }
