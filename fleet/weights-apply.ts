@@ -11,22 +11,34 @@ import { SafetensorsStreamReader } from '../core/tensors/safetensors-stream.ts';
 import type { HostTensor } from '../core/tensors/tensor.ts';
 import type { WeightsRecord } from './records.ts';
 
-/** Tensors per trip to the inference thread: large enough that the trips cost nothing, small enough to overlap the download. */
-const GROUP_BYTES = 64 << 20;
+export interface ApplyOptions {
+  /** Tensors per trip to the inference thread: large enough that trips cost nothing, small enough to overlap the download. */
+  groupBytes?: number;
+  /**
+   * An object that sends nothing for this long fails the version: its chunks may have been
+   * deleted under the reader (a commit drops versions older than the previous one), and the
+   * worker must go on to the newest version rather than wait forever.
+   */
+  stallMs?: number;
+}
 
 interface Transfer {
   /** loadWeights calls handed to the inference thread. */
   staging: Promise<unknown>[];
   /** Set on the first failure: the other objects stop streaming. */
   failed: boolean;
+  groupBytes: number;
+  stallMs: number;
 }
 
 /**
  * Streams and stages every object of `record`, then commits through `inOrder` (the caller runs
  * the commit between its rollouts). Throws, with nothing applied, on any failure.
  */
-export async function applyWeightsVersion(blobs: ObjectStore, worker: OmniWorker, record: WeightsRecord, inOrder: (commit: () => Promise<void>) => Promise<void>): Promise<void> {
-  const transfer: Transfer = { staging: [], failed: false };
+export async function applyWeightsVersion(
+  blobs: Pick<ObjectStore, 'get'>, worker: OmniWorker, record: WeightsRecord, inOrder: (commit: () => Promise<void>) => Promise<void>, options: ApplyOptions = {},
+): Promise<void> {
+  const transfer: Transfer = { staging: [], failed: false, groupBytes: options.groupBytes ?? 64 << 20, stallMs: options.stallMs ?? 30_000 };
   const streams = record.objects.map((o) => streamObject(blobs, worker, record.version, o, transfer).catch((e: Error) => {
     transfer.failed = true;
     throw e;
@@ -47,7 +59,7 @@ export async function applyWeightsVersion(blobs: ObjectStore, worker: OmniWorker
   }
 }
 
-async function streamObject(blobs: ObjectStore, worker: OmniWorker, version: number, o: WeightsRecord['objects'][number], transfer: Transfer): Promise<void> {
+async function streamObject(blobs: Pick<ObjectStore, 'get'>, worker: OmniWorker, version: number, o: WeightsRecord['objects'][number], transfer: Transfer): Promise<void> {
   const where = `weights object ${o.name} of version ${version}`;
   const got = await blobs.get(o.name);
   if (!got) throw new Error(`${where} is missing from the object store`);
@@ -65,19 +77,30 @@ async function streamObject(blobs: ObjectStore, worker: OmniWorker, version: num
     group = [];
     groupBytes = 0;
   };
+  const chunks = got.data.getReader();
+  let stall: NodeJS.Timeout | undefined;
+  const stalled = () => new Promise<never>((_, reject) => {
+    stall = setTimeout(() => reject(new Error(`no data for ${transfer.stallMs} ms (deleted by a newer version's commit?)`)), transfer.stallMs);
+  });
   try {
-    for await (const chunk of got.data) {
-      if (transfer.failed) return; // leaving the loop cancels the stream
-      for (const t of reader.push(chunk)) {
+    for (;;) {
+      const { done, value } = await Promise.race([chunks.read(), stalled()]);
+      clearTimeout(stall);
+      if (done) break;
+      if (transfer.failed) return; // another object failed: this one is not needed
+      for (const t of reader.push(value)) {
         group.push(t);
         groupBytes += t[1].data.byteLength;
-        if (groupBytes >= GROUP_BYTES) send();
+        if (groupBytes >= transfer.groupBytes) send();
       }
     }
     await got.error; // the object store's digest check
     reader.end();
   } catch (e) {
     throw new Error(`${where}: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(stall);
+    chunks.cancel().catch(() => undefined); // stops the consumer when the loop left early
   }
   send();
 }
