@@ -11,10 +11,11 @@
 // folder) and alternates its rollouts with this tree's: same seeds, outputs compared bit for bit,
 // the ratio of host-path times from one process. Phases come from a sampling CPU profile of extra
 // rollouts (self time by source file); timed rollouts run without the profiler. --top lists the
-// functions behind 'other JS'.
+// functions behind 'other JS'. --save-rollout PATH writes this tree's last rollout (for
+// bench/rollout-parse.py, the Python client's share).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { median, writeResults } from './support.ts';
 
-const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, embedded: { type: 'boolean', default: false }, top: { type: 'boolean', default: false }, reps: { type: 'string', default: '3' }, baseline: { type: 'string' }, prompts: { type: 'string', default: '32' }, group: { type: 'string', default: '16' } } });
+const { values: args } = parseArgs({ options: { 'save-rollout': { type: 'string' }, device: { type: 'string', default: 'cpu' }, embedded: { type: 'boolean', default: false }, top: { type: 'boolean', default: false }, reps: { type: 'string', default: '3' }, baseline: { type: 'string' }, prompts: { type: 'string', default: '32' }, group: { type: 'string', default: '16' } } });
 const reps = Number(args.reps);
 const prompts = Number(args.prompts);
 const group = Number(args.group);
@@ -86,6 +87,7 @@ async function timed(tree: Tree, seed: number): Promise<Timing & { digest: strin
   const at = ortMs;
   answer(r);
   const t2 = performance.now();
+  if (args['save-rollout'] && tree.dir === root) writeFileSync(args['save-rollout'], r.toSafetensors());
   return { wallMs: t1 - t0, ortMs: at, answerMs: t2 - t1, digest: digest(r) };
 }
 

@@ -21,6 +21,23 @@ class OmniWorkerError(RuntimeError):
         self.status, self.message, self.field, self.request = status, message, field, request
 
 
+def _read_body(resp):
+    """The answer's body in one writable buffer, read straight into it when its length is known:
+    tensors of a rollout are then views of it (no second copy of many MB)."""
+    length = resp.getheader('Content-Length')
+    if length is None:
+        return bytearray(resp.read())
+    data = bytearray(int(length))
+    view = memoryview(data)
+    got = 0
+    while got < len(data):
+        n = resp.readinto(view[got:])
+        if not n:
+            raise http.client.IncompleteRead(bytes(view[:got]), len(data) - got)
+        got += n
+    return data
+
+
 def _request_dict(r, i):
     if not isinstance(r, dict):
         raise TypeError(f'request {i}: expected a dict, got {type(r).__name__}')
@@ -111,7 +128,7 @@ class Client:
             try:
                 conn.request(method, url, body=chunks, headers=headers)
                 resp = conn.getresponse()
-                data = resp.read()
+                data = _read_body(resp)
             except (ConnectionError, http.client.HTTPException):
                 self.close()
                 if attempt:

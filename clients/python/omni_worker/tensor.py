@@ -99,9 +99,12 @@ def default_return_type():
 
 
 def convert(t, return_type):
-    """The tensor as numpy, torch or Tensor; its bytes are copied once out of the answer."""
+    """The tensor as numpy, torch or Tensor. A writable answer (the client reads answers into a
+    bytearray) is viewed, not copied: the tensors of one answer share its buffer. Read-only bytes
+    are copied once."""
+    data = t.data if isinstance(t.data, memoryview) and not t.data.readonly else bytearray(t.data)
     if return_type == 'tensor':
-        return Tensor(t.dtype, t.shape, bytearray(t.data))
+        return Tensor(t.dtype, t.shape, data)
     if return_type not in ('numpy', 'torch'):
         raise ValueError(f"return_type must be 'numpy', 'torch', 'tensor' or 'auto', got {return_type!r}")
     if np is None:
@@ -109,11 +112,11 @@ def convert(t, return_type):
     if return_type == 'torch' and torch is None:
         raise ImportError("return_type='torch' needs torch, which is not installed")
     if t.dtype == 'BF16':
-        raw = np.frombuffer(bytearray(t.data), dtype=np.uint16).reshape(t.shape)
+        raw = np.frombuffer(data, dtype=np.uint16).reshape(t.shape)
         if return_type == 'torch':
             return torch.from_numpy(raw.view(np.int16)).view(torch.bfloat16)
         return (raw.astype(np.uint32) << 16).view(np.float32)  # numpy has no bfloat16: widened
-    a = np.frombuffer(bytearray(t.data), dtype=_NUMPY[t.dtype]).reshape(t.shape)
+    a = np.frombuffer(data, dtype=_NUMPY[t.dtype]).reshape(t.shape)
     return torch.from_numpy(a) if return_type == 'torch' else a
 
 

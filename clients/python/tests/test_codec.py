@@ -1,10 +1,12 @@
 """The client's safetensors and tensor conversions, offline: standard library and numpy paths."""
 import array
+import http.client
 import json
 import struct
 import unittest
 
 from omni_worker import Tensor, as_tensor, safetensors
+from omni_worker.client import _read_body
 from omni_worker.tensor import convert, np
 
 
@@ -65,6 +67,49 @@ class NumpyTest(unittest.TestCase):
     def test_unsupported_dtypes_are_refused_by_name(self):
         with self.assertRaisesRegex(TypeError, 'complex64'):
             as_tensor(np.zeros(2, dtype=np.complex64))
+
+    def test_a_writable_answer_is_viewed_and_read_only_bytes_are_copied(self):
+        a = np.arange(6, dtype=np.float32).reshape(2, 3)
+        data = safetensors.serialize({'a': as_tensor(a), 'b': as_tensor(np.ones(3, dtype=np.uint8))})
+        answer = bytearray(data)
+        _, viewed = safetensors.parse(answer)
+        _, copied = safetensors.parse(bytes(data))
+        va, ca = convert(viewed['a'], 'numpy'), convert(copied['a'], 'numpy')
+        np.testing.assert_array_equal(va, a)
+        np.testing.assert_array_equal(ca, a)
+        self.assertTrue(np.shares_memory(va, np.frombuffer(answer, dtype=np.uint8)))
+        self.assertTrue(va.flags.writeable and ca.flags.writeable)
+
+
+class ReadBodyTest(unittest.TestCase):
+    class Answer:
+        """An HTTP answer whose body arrives in pieces of at most `piece` bytes."""
+
+        def __init__(self, body, length, piece=5):
+            self.body, self.length, self.piece, self.at = body, length, piece, 0
+
+        def getheader(self, name):
+            return None if self.length is None else str(self.length) if name == 'Content-Length' else None
+
+        def read(self):
+            rest, self.at = self.body[self.at:], len(self.body)
+            return rest
+
+        def readinto(self, view):
+            n = min(len(view), self.piece, len(self.body) - self.at)
+            view[:n] = self.body[self.at:self.at + n]
+            self.at += n
+            return n
+
+    def test_reads_the_whole_body_into_one_writable_buffer_with_or_without_a_length(self):
+        body = bytes(range(23))
+        for length in (23, None):
+            data = _read_body(self.Answer(body, length))
+            self.assertEqual((type(data), bytes(data)), (bytearray, body))
+
+    def test_a_body_shorter_than_its_length_is_an_incomplete_read(self):
+        with self.assertRaises(http.client.IncompleteRead):
+            _read_body(self.Answer(bytes(10), 12))
 
 
 if __name__ == '__main__':
