@@ -5,20 +5,20 @@
 // The model has the embedded model's host-side shapes (32x32x3 latents, 24 x 128 text embeddings)
 // and a denoiser of hidden size 8 on one layer (dummy loader), so that ONNX Runtime's share is small
 // and the host path shows; the runtime's own time is measured around InferenceSession.run.
-//   node bin/run-ts.js bench/host-path.ts [--reps 3] [--baseline <git rev>] [--top] [--device cuda] [--embedded]
+//   node bin/run-ts.js bench/host-path.ts [--reps 3] [--baseline <git rev | folder>] [--top] [--device cuda] [--embedded]
 // --embedded runs the embedded model itself (on a GPU: the Flow-GRPO example's setting).
-// --baseline loads the project at that commit into the same process (git archive into a temporary
-// folder) and alternates its rollouts with this tree's: same seeds, outputs compared bit for bit,
-// the ratio of host-path times from one process. Phases come from a sampling CPU profile of extra
-// rollouts (self time by source file); timed rollouts run without the profiler. --top lists the
-// functions behind 'other JS'. --save-rollout PATH writes this tree's last rollout (for
-// bench/rollout-parse.py, the Python client's share).
+// --baseline loads the project at that commit (git archive into a temporary folder), or the sources
+// in that folder, into the same process and alternates its rollouts with this tree's: same seeds,
+// outputs compared bit for bit, the ratio of host-path times from one process. Phases come from a
+// sampling CPU profile of extra rollouts (self time by source file); timed rollouts run without the
+// profiler. --top lists the functions behind 'other JS'. --save-rollout PATH writes this tree's
+// last rollout (for bench/rollout-parse.py, the Python client's share).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -149,14 +149,25 @@ async function profiled(session: Session, tree: Tree, seed: number): Promise<Rec
   return ms;
 }
 
-function baselineTree(rev: string): string {
+/**
+ * The baseline's sources: a folder holding them (where the checkout has no git history, e.g.
+ * `git archive REV | tar -x -C old` made elsewhere and carried along), or a commit extracted into a
+ * temporary folder (removed at the end). Either uses this tree's node_modules.
+ */
+function baselineTree(rev: string): { dir: string; temporary: boolean } {
+  const given = resolve(rev);
+  if (existsSync(join(given, 'index.ts'))) {
+    if (!existsSync(join(given, 'node_modules'))) symlinkSync(join(root, 'node_modules'), join(given, 'node_modules'));
+    return { dir: given, temporary: false };
+  }
   const dir = mkdtempSync(join(tmpdir(), 'omni-host-path-'));
   execFileSync('sh', ['-c', `git -C "${root}" archive "${rev}" | tar -x -C "${dir}"`]);
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  return dir;
+  return { dir, temporary: true };
 }
 
-const baseDir = args.baseline ? baselineTree(args.baseline) : undefined;
+const base = args.baseline ? baselineTree(args.baseline) : undefined;
+const baseDir = base?.dir;
 const trees = [await openTree('this tree', root)];
 if (baseDir) trees.unshift(await openTree(`baseline ${args.baseline}`, baseDir));
 const inspector = new Session();
@@ -215,5 +226,5 @@ try {
 } finally {
   inspector.disconnect();
   for (const t of trees) await t.close();
-  if (baseDir) rmSync(baseDir, { recursive: true, force: true });
+  if (base?.temporary) rmSync(base.dir, { recursive: true, force: true });
 }
