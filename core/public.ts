@@ -22,6 +22,7 @@ export type { ModelSpec, TokenizerSpec, ComponentName } from './model/manifest.t
 export { WeightStore, weightBytes, type WeightMap, type WeightSet, type ParameterInfo } from './model/weights.ts';
 export * from './tensors/tensor.ts';
 export * from './tensors/safetensors.ts';
+export { SafetensorsStreamReader } from './tensors/safetensors-stream.ts';
 export { firstNonFinite, describeNonFinite } from './tensors/finite.ts';
 export { RolloutBatch } from './rollout/rollout-batch.ts';
 export { COMPONENT_NAMES } from './model/manifest.ts';

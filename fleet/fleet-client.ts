@@ -57,6 +57,8 @@ export class FleetClient implements OmniWorker {
   private readonly pending = new Map<string, PendingPart>();
   private readonly partBySeq = new Map<number, string>();
   private staged: { component: string; bytes: Uint8Array; tensors: number }[] = [];
+  /** Uploads in progress (loadWeights with `upload`: an HTTP body's pieces), closed by finish or abort with { upload }. */
+  private readonly uploads = new Map<string, { component: string; bytes: Uint8Array; tensors: number }[]>();
   private version = 0;
   private results: ConsumerMessages | undefined;
   private advisories: Subscription | undefined;
@@ -128,8 +130,14 @@ export class FleetClient implements OmniWorker {
         return { state: asleep ? 'sleeping' : 'ready', weightsVersion: this.version, plugins: w.plugins ?? [], model: w.model };
       }
       case 'loadWeights': return this.loadWeights(args[0], args[1]);
-      case 'finishWeightUpdate': return this.finishWeightUpdate();
+      case 'finishWeightUpdate': return this.finishUpload(args[0] as { upload?: string; bucket?: boolean } | undefined);
       case 'abortWeightUpdate': {
+        const upload = (args[0] as { upload?: string } | undefined)?.upload;
+        if (upload !== undefined) {
+          const dropped = (this.uploads.get(upload) ?? []).reduce((n, s) => n + s.tensors, 0);
+          this.uploads.delete(upload);
+          return { dropped, weightsVersion: this.version };
+        }
         const dropped = this.staged.reduce((n, s) => n + s.tensors, 0);
         this.staged = [];
         return { dropped, weightsVersion: this.version };
@@ -210,7 +218,7 @@ export class FleetClient implements OmniWorker {
 
   private async loadWeights(a: unknown, options: unknown): Promise<unknown> {
     if (a === null || typeof a !== 'object') throw new Error('loadWeights needs { component?, source, bucket? }');
-    const { component = 'transformer', source, bucket } = a as { component?: unknown; source?: unknown; bucket?: unknown };
+    const { component = 'transformer', source, bucket, upload } = a as { component?: unknown; source?: unknown; bucket?: unknown; upload?: unknown };
     if (typeof component !== 'string' || !(COMPONENT_NAMES as readonly string[]).includes(component)) {
       throw new Error(`loadWeights: unknown component ${JSON.stringify(component)} (known: ${COMPONENT_NAMES.join(', ')})`);
     }
@@ -220,10 +228,35 @@ export class FleetClient implements OmniWorker {
           : undefined;
     if (!bytes) throw new Error('loadWeights: source must be a .safetensors path, safetensors bytes, or named tensors');
     const tensors = parseSafetensors(bytes).names.length;
+    if (typeof upload === 'string') {
+      const pieces = this.uploads.get(upload) ?? [];
+      pieces.push({ component, bytes, tensors });
+      this.uploads.set(upload, pieces);
+      return { weightsVersion: this.version, component, tensors, bytes: bytes.byteLength, staged: true, stagedTensors: this.staged.reduce((n, s) => n + s.tensors, 0) };
+    }
     this.staged.push({ component, bytes, tensors });
     const staged = Boolean(bucket ?? (options as { bucket?: boolean } | undefined)?.bucket);
     if (!staged) await this.finishWeightUpdate();
     return { weightsVersion: this.version, component, tensors, bytes: bytes.byteLength, staged, stagedTensors: this.staged.reduce((n, s) => n + s.tensors, 0) };
+  }
+
+  /** finishWeightUpdate, or for one upload: its pieces committed alone, or added to the buckets (bucket). */
+  private async finishUpload(args: { upload?: string; bucket?: boolean } | undefined): Promise<unknown> {
+    if (args?.upload === undefined) return this.finishWeightUpdate();
+    const pieces = this.uploads.get(args.upload) ?? [];
+    this.uploads.delete(args.upload);
+    const stagedTensors = () => this.staged.reduce((n, s) => n + s.tensors, 0);
+    if (args.bucket) {
+      this.staged.push(...pieces);
+      const tensors = pieces.reduce((n, s) => n + s.tensors, 0);
+      return { weightsVersion: this.version, committed: tensors ? { [pieces[0].component]: tensors } : {}, tensors, stagedTensors: stagedTensors() };
+    }
+    // finishWeightUpdate takes this.staged before its first await: the buckets stay staged.
+    const buckets = this.staged;
+    this.staged = pieces;
+    const done = this.finishWeightUpdate();
+    this.staged = buckets;
+    return { ...(await done) as object, stagedTensors: stagedTensors() };
   }
 
   /**

@@ -28,6 +28,9 @@ export const serveOptionsSchema = z.strictObject({
     /** Adapter and RPC safetensors bodies (held in memory). */
     tensors: z.number().int().positive().default(4 * GiB),
   }).prefault({}),
+  /** Tensor bytes per hand-over to the worker while a /update_weights body arrives (a few MiB: the
+   *  worker stages them while the socket delivers the rest). */
+  weightGroupBytes: z.number().int().positive().default(4 * MiB),
   /** A ?format=json rollout larger than this many tensor bytes is refused (use safetensors). */
   maxJsonRolloutBytes: z.number().int().positive().default(64 * MiB),
   /** Seconds SIGTERM waits for work in flight before closing the worker anyway. */

@@ -96,6 +96,21 @@ describe('data-parallel generate', () => {
     expectSameCall(await dp.generate(requests), await one.generate(requests));
   });
 
+  it('an upload staged in pieces reaches every worker: dropped by abort, then committed as one version', async () => {
+    const weights = asRecord(dummyWeights(10).transformer);
+    const names = Object.keys(weights);
+    const v0 = (await dp.executeMethod('getState')).weightsVersion;
+    for (const upload of ['dropped', 'kept']) {
+      for (const n of names) await dp.executeMethodTransfer('loadWeights', [{ source: { [n]: weights[n] }, upload }], []);
+    }
+    expect(await dp.executeMethod('abortWeightUpdate', { upload: 'dropped' })).toEqual({ dropped: names.length, weightsVersion: v0 });
+    expect((await dp.collectiveRpc('getState')).map((s) => s.weightsVersion)).toEqual([v0, v0, v0]);
+    expect(await dp.executeMethod('finishWeightUpdate', { upload: 'kept' })).toMatchObject({ weightsVersion: v0 + 1, tensors: names.length });
+    await one.executeMethod('loadWeights', { source: weights });
+    const requests = [{ prompt: 'a red circle', seeds: [1, 2, 3] }];
+    expectSameCall(await dp.generate(requests), await one.generate(requests));
+  });
+
   it('a broadcast waits for the rollouts in flight: no rollout mixes weights versions', async () => {
     const before = (await dp.executeMethod('getState')).weightsVersion;
     const requests = Array.from({ length: 6 }, (_, i) => ({ prompt: 'a red circle', seed: i, steps: 3 }));

@@ -144,7 +144,7 @@ describe('loadWeights', () => {
       [{ source: 42 }, /source must be a \.safetensors path/],
       [{ component: 'vae', source: { 'proj_out.weight': good } }, /unknown component "vae"/],
       [null, /loadWeights needs \{ component\?, source, bucket\? \}/],
-      [{ source: { 'proj_out.weight': good }, buckt: true }, /^loadWeights: unknown argument 'buckt' \(did you mean 'bucket'\?\); it takes component, source, bucket; nothing applied$/],
+      [{ source: { 'proj_out.weight': good }, buckt: true }, /^loadWeights: unknown argument 'buckt' \(did you mean 'bucket'\?\); it takes component, source, bucket, upload; nothing applied$/],
       [{ componnet: 'transformer', source: { 'proj_out.weight': good } }, /unknown argument 'componnet' \(did you mean 'component'\?\)/],
     ];
     for (const [args, message] of cases) {
@@ -168,6 +168,36 @@ describe('loadWeights', () => {
       await expect(load(w, { source: { 'proj_out.weight': f32([2, 2]) }, bucket: true })).rejects.toThrow(/shape/);
       await w.executeMethod('finishWeightUpdate');
       expectSameRollout(await gen(w), await gen(b));
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('stages an upload apart from the buckets: aborted, committed alone, or added to the buckets', async () => {
+    const w = await inlineWorker({ loadOptions: A });
+    try {
+      const before = await gen(w);
+      const names = [...wB.transformer.keys()];
+      const piece = (from: number, to: number) => Object.fromEntries(names.slice(from, to).map((n) => [n, wB.transformer.get(n)!]));
+      const half = Math.ceil(names.length / 2);
+      await load(w, { source: asRecord(wB.decoder), component: 'decoder', bucket: true });
+      // Two pieces of upload u1, then dropped: the bucket stays, nothing is served from u1.
+      expect(await load(w, { source: piece(0, half), upload: 'u1' })).toMatchObject({ staged: true, weightsVersion: 0, stagedTensors: wB.decoder.size });
+      await load(w, { source: piece(half, names.length), upload: 'u1' });
+      expect(await w.executeMethod('abortWeightUpdate', { upload: 'u1' })).toEqual({ dropped: names.length, weightsVersion: 0 });
+      expectSameRollout(await gen(w), before);
+      // Upload u2 committed alone: one version, the decoder bucket still staged.
+      await load(w, { source: piece(0, half), upload: 'u2' });
+      await load(w, { source: piece(half, names.length), upload: 'u2' });
+      expect(await w.executeMethod('finishWeightUpdate', { upload: 'u2' })).toMatchObject({ weightsVersion: 1, tensors: names.length, stagedTensors: wB.decoder.size });
+      // Upload u3 (the text encoder) added to the buckets: the next finish commits both.
+      await load(w, { component: 'text_encoder', source: asRecord(wB.text_encoder), upload: 'u3' });
+      expect(await w.executeMethod('finishWeightUpdate', { upload: 'u3', bucket: true })).toMatchObject({ weightsVersion: 1, tensors: wB.text_encoder.size, stagedTensors: wB.decoder.size + wB.text_encoder.size });
+      expect(await w.executeMethod('finishWeightUpdate')).toMatchObject({ weightsVersion: 2, tensors: wB.decoder.size + wB.text_encoder.size });
+      expectSameRollout(await gen(w), await gen(b));
+      await expect(load(w, { source: piece(0, 1), upload: 'u4', bucket: true })).rejects.toThrow(/upload is staged whole/);
+      await expect(w.executeMethod('finishWeightUpdate', { uplod: 'u4' })).rejects.toThrow(/unknown argument 'uplod' \(did you mean 'upload'\?\)/);
+      await expect(w.executeMethod('abortWeightUpdate', { upload: 7 })).rejects.toThrow(/upload must be a non-empty string, not 7/);
     } finally {
       await w.close();
     }

@@ -40,6 +40,12 @@ export class WeightStaging {
     this.staged.set(component, map);
   }
 
+  /** Moves another staging's tensors in (theirs win on a name staged in both, as later buckets do). */
+  absorb(other: WeightStaging): void {
+    for (const [c, m] of other.staged) this.stage(c, m);
+    other.staged.clear();
+  }
+
   /** Staged tensors by component. */
   summary(): Partial<Record<ComponentName, number>> {
     return Object.fromEntries([...this.staged].map(([c, m]) => [c, m.size]));

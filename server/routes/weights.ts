@@ -1,14 +1,17 @@
 // Weight updates: a safetensors body streamed tensor by tensor (POST /update_weights, ?bucket=true
 // stages), a file on this host (POST /update_weights_from_path), and the phases that close an
-// update (POST /finish_weight_update, /abort_weight_update). Nothing reaches the worker until the
-// whole body is read and parsed, so a broken upload changes nothing.
+// update (POST /finish_weight_update, /abort_weight_update). A body's tensors move to the worker
+// while the rest arrives, staged as an upload of their own: only a whole, valid body is committed
+// (or, with ?bucket=true, added to the buckets); any failure drops the upload, so a broken body
+// changes nothing.
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
-import type { HostTensor } from '../../core/public.ts';
+import type { ComponentName, HostTensor } from '../../core/public.ts';
 import { bodyLength } from '../body.ts';
 import type { ServerContext } from '../context.ts';
 import { HttpError } from '../http-error.ts';
-import { readSafetensorsBody } from '../stream-safetensors.ts';
+import { streamSafetensorsBody } from '../stream-safetensors.ts';
 
 const componentQuery = {
   type: 'object', additionalProperties: false,
@@ -24,12 +27,34 @@ export function weightRoutes(app: FastifyInstance, ctx: ServerContext): void {
       throw new HttpError(415, 'content-type', 'POST /update_weights takes a safetensors body as application/octet-stream');
     }
     const length = bodyLength(request, ctx.options.bodyLimits.weights);
-    const { tensors, bytes } = await readSafetensorsBody(request.body as Readable, length);
-    ctx.metrics.weightBytes.inc(bytes);
-    const source: Record<string, HostTensor> = Object.fromEntries(tensors);
-    const args = { component: request.query.component, source, bucket: request.query.bucket === 'true' };
-    // Each tensor has its own array: they move to the inference thread without a copy.
-    return ctx.call('loadWeights', [args], tensors.map(([, t]) => t.data.buffer as ArrayBuffer));
+    const component = request.query.component as ComponentName | undefined;
+    const upload = randomUUID();
+    const staging: Promise<unknown>[] = [];
+    let refused: unknown;
+    let tensors = 0;
+    const stage = (group: [string, HostTensor][]) => {
+      tensors += group.length;
+      // Each tensor has its own array: they move to the inference thread without a copy.
+      const staged = ctx.call('loadWeights', [{ component, source: Object.fromEntries(group), upload }], group.map(([, t]) => t.data.buffer as ArrayBuffer));
+      staged.catch((e) => { refused ??= e; }); // handled now (it stops the read), answered below
+      staging.push(staged);
+    };
+    try {
+      const { bytes } = await streamSafetensorsBody(request.body as Readable, length, ctx.options.weightGroupBytes, stage, () => refused !== undefined);
+      await Promise.allSettled(staging);
+      if (refused !== undefined) throw refused;
+      if (tensors === 0) stage([]); // the worker's own refusal of an empty update
+      await Promise.allSettled(staging);
+      if (refused !== undefined) throw refused;
+      const done = await ctx.call<{ weightsVersion: number; stagedTensors: number }>('finishWeightUpdate', [{ upload, bucket: request.query.bucket === 'true' }]);
+      ctx.metrics.weightBytes.inc(bytes);
+      return { weightsVersion: done.weightsVersion, component: component ?? 'transformer', tensors, bytes, staged: request.query.bucket === 'true', stagedTensors: done.stagedTensors };
+    } catch (e) {
+      // Every piece handed over has settled before the drop: none lands after it.
+      await Promise.allSettled(staging);
+      await ctx.call('abortWeightUpdate', [{ upload }]).catch(() => undefined);
+      throw e;
+    }
   });
 
   app.post<{ Body: { path: string; component?: string; bucket?: boolean } }>('/update_weights_from_path', {
