@@ -82,7 +82,10 @@ export class SafetensorsStreamReader {
       return;
     }
     const { dtype, shape, begin, end } = entry[1];
-    const data = new DTYPE_ARRAY[dtype]((end - begin) / DTYPE_ARRAY[dtype].BYTES_PER_ELEMENT);
+    // Unpooled and not zero-filled: every byte is written from the pieces (zeroing took 0.7 of the
+    // copy's own time in a profile of bench/serve.ts, as freed memory is reused and must be cleared).
+    const Ctor = DTYPE_ARRAY[dtype];
+    const data = new Ctor(Buffer.allocUnsafeSlow(end - begin).buffer, 0, (end - begin) / Ctor.BYTES_PER_ELEMENT);
     this.current = { dtype, shape, data };
     this.target = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
