@@ -30,7 +30,13 @@ class NoiseHelpers {
 
   constructor(count: number) {
     for (let i = 0; i < count; i++) {
-      const t = new Worker(new URL('./noise-thread.mjs', import.meta.url));
+      let t: Worker;
+      try {
+        t = new Worker(new URL('./noise-thread.mjs', import.meta.url));
+      } catch (e) {
+        this.fail();
+        throw e;
+      }
       t.unref(); // the process may exit without closing them
       t.once('message', () => { this.started++; });
       t.once('error', () => this.fail());
@@ -105,7 +111,13 @@ export function startNoiseHelpers(): Promise<boolean> {
   if (started) return started;
   const count = Math.min(MAX_HELPERS, availableParallelism() - 1);
   if (count < 1) return (started = Promise.resolve(false));
-  const h = (helpers = new NoiseHelpers(count));
+  let h: NoiseHelpers;
+  try {
+    h = helpers = new NoiseHelpers(count);
+  } catch {
+    // Threads refused here (a sandbox, a bundle without noise-thread.mjs): the caller draws alone.
+    return (started = Promise.resolve(false));
+  }
   started = new Promise((resolve) => {
     const poll = setInterval(() => {
       if (!h.ready && !h.broken) return;
