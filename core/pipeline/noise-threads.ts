@@ -22,6 +22,7 @@ export const MIN_THREADED_VALUES = 1 << 17;
 /** A job a helper holds this long is taken for lost: the caller draws it and stops using helpers. */
 const HELPER_TIMEOUT_MS = 30_000;
 const MAX_HELPERS = 7;
+const START_WAIT_MS = 60_000;
 
 class NoiseHelpers {
   private readonly threads: Worker[] = [];
@@ -104,8 +105,9 @@ function helperThreads(): NoiseHelpers | undefined {
 
 /**
  * Starts the helper threads (once per process); resolves true when they are ready, false on a
- * machine of one core or when one failed to start. A worker that will draw large batches calls it
- * as it loads its model, so that its first rollout is shared too.
+ * machine of one core, when one failed to start, or when they have not started within a minute
+ * (they are used as soon as they start, whatever this answered). A worker that will draw large
+ * batches calls it as it loads its model, so that its first rollout is shared too.
  */
 export function startNoiseHelpers(): Promise<boolean> {
   if (started) return started;
@@ -119,8 +121,11 @@ export function startNoiseHelpers(): Promise<boolean> {
     return (started = Promise.resolve(false));
   }
   started = new Promise((resolve) => {
+    // Polled (the helpers' own events may come in any order), for at most START_WAIT_MS: a process
+    // is never held open by a helper that neither starts nor fails.
+    const since = Date.now();
     const poll = setInterval(() => {
-      if (!h.ready && !h.broken) return;
+      if (!h.ready && !h.broken && Date.now() - since < START_WAIT_MS) return;
       clearInterval(poll);
       resolve(h.ready);
     }, 5);
