@@ -151,10 +151,11 @@ class Trainer:
         r = self.rollout(prompts, seed)
         self.sleep()
         with self.timer.phase("reward"):
-            rewards, accurate = score(r.non_tensor_batch["prompt"], *self.classify(r["responses"]), reward=a.reward)
+            logits = self.classify(r["responses"])
+            rewards, accurate = score(r.non_tensor_batch["prompt"], *logits, reward=a.reward)
             groups = np.repeat(np.arange(len(prompts)), a.group)
             adv = group_advantages(rewards, groups, clip=a.adv_clip)
-            partial = score(r.non_tensor_batch["prompt"], *self.classify(r["responses"]), reward="partial")[0]
+            partial = score(r.non_tensor_batch["prompt"], *logits, reward="partial")[0]
         with self.timer.phase("training", self.sync):
             stats = self.update(r, adv)
         self.step += 1
