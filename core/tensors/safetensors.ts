@@ -273,7 +273,9 @@ export async function readSafetensorsTensors(file: string | FileHandle, opts: Re
   try {
     const tensors = handle.names.map((name): [string, HostTensor] => {
       const { dtype, shape, begin, end } = handle.info(name);
-      return [name, { dtype, shape, data: new DTYPE_ARRAY[dtype]((end - begin) / DTYPE_BYTES[dtype]) }];
+      // Not zero-filled: every byte is read from the file before anyone sees the tensor.
+      const Ctor = DTYPE_ARRAY[dtype];
+      return [name, { dtype, shape, data: new Ctor(Buffer.allocUnsafeSlow(end - begin).buffer, 0, (end - begin) / DTYPE_BYTES[dtype]) }];
     });
     const pieces: { index: number; at: number; bytes: Uint8Array }[] = [];
     tensors.forEach(([, t], index) => {
