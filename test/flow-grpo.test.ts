@@ -1,13 +1,14 @@
 // The Flow-GRPO example's parts that need no PyTorch (examples/flow-grpo/tests: prompts, reward,
 // advantages, rollout bookkeeping, phase timing), with a real `omni-worker serve` for the
 // bookkeeping and the reward classifier run by the worker's ONNX Runtime on three-object renders.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsFile, writeSafetensorsFile } from '../core/tensors/safetensors.ts';
 import { SceneAlignmentReward } from '../rewards/scene-alignment.ts';
+import { runPython } from './support/python-process.ts';
 import { REPO, startServe, type ServeProcess } from './support/serve-process.ts';
 import { asRecord, dummyWeights } from './support/weights.ts';
 
@@ -15,15 +16,8 @@ const NUMPY = spawnSync('python3', ['-c', 'import numpy']).status === 0;
 const EXAMPLE = join(REPO, 'examples/flow-grpo');
 const PYTHONPATH = [join(REPO, 'python'), join(REPO, 'clients/python'), EXAMPLE].join(':');
 
-function python(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('python3', args, { cwd: EXAMPLE, env: { ...process.env, PYTHONPATH, PYTHONDONTWRITEBYTECODE: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d) => { output += d; });
-    child.stderr.on('data', (d) => { output += d; });
-    child.once('exit', (code) => resolve({ code, output }));
-  });
-}
+const python = (args: string[], env: Record<string, string>) =>
+  runPython(args, EXAMPLE, { PYTHONPATH, PYTHONDONTWRITEBYTECODE: '1', ...env });
 
 describe.skipIf(!NUMPY)('flow-grpo example (python3 + numpy, no PyTorch)', () => {
   let dir: string;

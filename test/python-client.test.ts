@@ -1,27 +1,20 @@
 // The Python client's unittest suite (clients/python/tests) against a real `omni-worker serve`:
 // once with numpy where it imports, once on the standard library alone (numpy and torch made
 // unimportable), and the README's "Use from Python" example among them.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensorsFile } from '../core/tensors/safetensors.ts';
+import { runPython } from './support/python-process.ts';
 import { REPO, startServe, type ServeProcess } from './support/serve-process.ts';
 import { asRecord, dummyWeights } from './support/weights.ts';
 
 const PYTHON = spawnSync('python3', ['--version']).status === 0 ? 'python3' : undefined;
 const CLIENT = join(REPO, 'clients/python');
 
-function python(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(PYTHON!, args, { cwd: CLIENT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d) => { output += d; });
-    child.stderr.on('data', (d) => { output += d; });
-    child.once('exit', (code) => resolve({ code, output }));
-  });
-}
+const python = (args: string[], env: Record<string, string>) => runPython(args, CLIENT, env);
 
 describe.skipIf(!PYTHON)('python client (clients/python)', () => {
   let dir: string;
