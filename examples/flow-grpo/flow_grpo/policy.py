@@ -9,27 +9,21 @@ import json
 import math
 import os
 
-import numpy as np
 import torch
 
 from omni_ref.classifier import SceneClassifier
 from omni_ref.model import DiT, Config
 from omni_worker import safetensors
+from omni_worker.tensor import convert
 
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
 def read_safetensors(path: str):
-    """(metadata, {name: float32 torch tensor}) with the client's stdlib reader."""
+    """(metadata, {name: float32 torch tensor}) with the client's reader (any float dtype widened)."""
     with open(path, "rb") as f:
         meta, tensors = safetensors.parse(f.read())
-    out = {}
-    for k, t in tensors.items():
-        if t.dtype not in ("F32", "F16"):
-            raise ValueError(f"{path}: {k} is {t.dtype}; float32 or float16 expected")
-        a = np.frombuffer(bytes(t.data), dtype=np.float32 if t.dtype == "F32" else np.float16).reshape(t.shape)
-        out[k] = torch.from_numpy(a.astype(np.float32))
-    return meta, out
+    return meta, {k: convert(t, "torch").float() for k, t in tensors.items()}
 
 
 def load_transformer(model_dir: str) -> DiT:

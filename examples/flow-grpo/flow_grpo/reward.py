@@ -25,7 +25,7 @@ from omni_ref.scenes import COLOR_NAMES, POSITIONS, SHAPES
 def object_hits(parsed: dict, shape_logits, color_logits) -> list:
     """One bool per prompted object (hard decisions: argmax per slot)."""
     shapes, colors = np.argmax(shape_logits, -1), np.argmax(color_logits, -1)
-    used, hits = set(), []
+    used = set()
     # positioned objects first: their slot is fixed, the free ones take what is left
     order = sorted(range(len(parsed["objects"])), key=lambda i: parsed["objects"][i]["position"] is None)
     result = [False] * len(parsed["objects"])
@@ -39,8 +39,7 @@ def object_hits(parsed: dict, shape_logits, color_logits) -> list:
                 used.add(s)
                 result[i] = True
                 break
-    hits.extend(result)
-    return hits
+    return result
 
 
 DENSE_FLOOR = 50.0

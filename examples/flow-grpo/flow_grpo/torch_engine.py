@@ -54,12 +54,19 @@ class TorchEngine:
         return {"weightsVersion": self.version}
 
     def generate(self, requests):
-        prompts, seeds, sde, capture = [], [], None, False
+        known = {"prompt", "num_outputs_per_prompt", "seed", "sde", "capture"}
+        for i, r in enumerate(requests):
+            unknown = set(r) - known
+            if unknown:
+                raise ValueError(f"request {i}: the PyTorch engine does not take {sorted(unknown)}")
+            if (r.get("sde"), r.get("capture")) != (requests[0].get("sde"), requests[0].get("capture")):
+                raise ValueError(f"request {i}: sde/capture differ from request 0's; one setting per call")
+        prompts, seeds = [], []
         for r in requests:
             n = r.get("num_outputs_per_prompt", 1)
             prompts += [r["prompt"]] * n
             seeds += [r.get("seed", 0) + k for k in range(n)]
-            sde, capture = r.get("sde"), bool(r.get("capture"))
+        sde, capture = requests[0].get("sde"), bool(requests[0].get("capture"))
         B, dev = len(prompts), self.device
         g = torch.Generator(device=dev).manual_seed(seeds[0])
         noise = torch.randn(B, 3, 32, 32, generator=g, device=dev)

@@ -141,7 +141,7 @@ class Trainer:
         return r
 
     def train_step(self):
-        a, dev = self.args, self.dev
+        a = self.args
         prompts = self.rng.sample(self.train_prompts, a.prompts_per_step)
         seed = 1_000_000 + self.step * a.prompts_per_step * a.group
         # New weights go to the sleeping worker first (host memory only), then one wake builds the
