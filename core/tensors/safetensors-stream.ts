@@ -4,7 +4,7 @@
 // the whole file is never held (nor concatenated) in one buffer. Validation is the in-memory
 // parser's (parseSafetensorsHeader): the header must describe exactly `fileBytes` bytes.
 import { assertLittleEndian, headerLength, parseSafetensorsHeader, SafetensorsError, type SafetensorsOptions, type SafetensorsTensorInfo } from './safetensors.ts';
-import { DTYPE_ARRAY, type HostTensor } from './tensor.ts';
+import { uninitializedArray, type HostTensor } from './tensor.ts';
 
 export class SafetensorsStreamReader {
   /** Header metadata, once the header has arrived. */
@@ -82,10 +82,7 @@ export class SafetensorsStreamReader {
       return;
     }
     const { dtype, shape, begin, end } = entry[1];
-    // Unpooled and not zero-filled: every byte is written from the pieces (zeroing took 0.7 of the
-    // copy's own time in a profile of bench/serve.ts, as freed memory is reused and must be cleared).
-    const Ctor = DTYPE_ARRAY[dtype];
-    const data = new Ctor(Buffer.allocUnsafeSlow(end - begin).buffer, 0, (end - begin) / Ctor.BYTES_PER_ELEMENT);
+    const data = uninitializedArray(dtype, end - begin); // every byte is written from the pieces
     this.current = { dtype, shape, data };
     this.target = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }

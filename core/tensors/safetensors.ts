@@ -3,7 +3,7 @@
 // Layout: u64 LE header length N | N bytes of UTF-8 JSON header | data buffer.
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { DTYPE_ARRAY, DTYPE_BYTES, numel, tensorBytes, type DType, type HostTensor } from './tensor.ts';
+import { DTYPE_ARRAY, DTYPE_BYTES, numel, tensorBytes, uninitializedArray, type DType, type HostTensor } from './tensor.ts';
 import { openRegularFile } from '../files/regular-file.ts';
 
 export { fromFloat32, toFloat32 } from './dtype-convert.ts'; // weight loaders widen F16/BF16 through these
@@ -232,7 +232,7 @@ export async function openSafetensorsFile(file: string | FileHandle, opts: Safet
       ...index,
       async read(name) {
         const { dtype, shape, begin, end } = index.info(name);
-        const data = new DTYPE_ARRAY[dtype]((end - begin) / DTYPE_BYTES[dtype]);
+        const data = uninitializedArray(dtype, end - begin); // every byte is read below
         await readFully(fh, new Uint8Array(data.buffer), 8 + n + begin);
         return { dtype, shape, data };
       },
@@ -273,9 +273,7 @@ export async function readSafetensorsTensors(file: string | FileHandle, opts: Re
   try {
     const tensors = handle.names.map((name): [string, HostTensor] => {
       const { dtype, shape, begin, end } = handle.info(name);
-      // Not zero-filled: every byte is read from the file before anyone sees the tensor.
-      const Ctor = DTYPE_ARRAY[dtype];
-      return [name, { dtype, shape, data: new Ctor(Buffer.allocUnsafeSlow(end - begin).buffer, 0, (end - begin) / DTYPE_BYTES[dtype]) }];
+      return [name, { dtype, shape, data: uninitializedArray(dtype, end - begin) }]; // every byte is read below
     });
     const pieces: { index: number; at: number; bytes: Uint8Array }[] = [];
     tensors.forEach(([, t], index) => {

@@ -49,6 +49,15 @@ export function asTensor(value: unknown, where: string): HostTensor {
   return { dtype: dtype as DType, shape, data };
 }
 
+/**
+ * A typed array of `bytes` bytes for `dtype`, unpooled and not zero-filled: for readers that write
+ * every byte before anyone sees it (zeroing cost 0.7 of the copy's own time in a profile).
+ */
+export function uninitializedArray(dtype: DType, bytes: number): TypedArray {
+  const Ctor = DTYPE_ARRAY[dtype];
+  return new Ctor(Buffer.allocUnsafeSlow(bytes).buffer, 0, bytes / Ctor.BYTES_PER_ELEMENT) as TypedArray;
+}
+
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
