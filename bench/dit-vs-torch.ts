@@ -49,8 +49,10 @@ prepareDeviceEnvironment(device, false);
 const torchPath = join(dir, 'torch.json');
 const torch: TorchResults = existsSync(torchPath) ? JSON.parse(readFileSync(torchPath, 'utf8')) : { steps: {}, missing: torchPath };
 // Half precisions first: they carry the goals, and a stage cut short by its time cap loses float32 first.
+// "-fused" folders: the same model with fused attention and GELU (python/omni_ref/dit_onnx.py).
 const ORDER = ['bfloat16', 'float16', 'float32'] as const satisfies readonly (typeof PRECISIONS)[number][];
-const precisions = args.precisions ? args.precisions.split(',') : ORDER.filter((p) => existsSync(join(dir, p, 'model.json')));
+const VARIANTS = ORDER.flatMap((p) => [`${p}-fused`, p]);
+const precisions = args.precisions ? args.precisions.split(',') : VARIANTS.filter((p) => existsSync(join(dir, p, 'model.json')));
 
 interface TorchResults {
   config?: Record<string, number>;
@@ -96,7 +98,7 @@ async function parity(precision: string, transformer: OnnxComponent, weights: We
   const data = Object.fromEntries(['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep'].map((n) => [n, ref.get(n)!]));
   const got = (await transformer.run(data, weights)).out_hidden_states;
   const vsTorchFloat32 = diff(got, ref.get('out_float32')!);
-  if (precision === 'float32' && !(vsTorchFloat32.max <= 1e-3 * Math.max(1, vsTorchFloat32.scale))) {
+  if (precision.startsWith('float32') && !(vsTorchFloat32.max <= 1e-3 * Math.max(1, vsTorchFloat32.scale))) {
     failures.push(`${precision}: the float32 graph differs from PyTorch float32 by ${vsTorchFloat32.max} (scale ${vsTorchFloat32.scale}): not the same model`);
   }
   const bf16 = ref.get('out_bf16_autocast');

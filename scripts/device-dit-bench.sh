@@ -14,6 +14,8 @@
 #   PY_CAP_<depth> (seconds for the PyTorch side: 140 at depth 14, else 190: torch.compile of depth
 #   28 is the longest stage) and NODE_CAP (60, each depth's worker side). A check on the CPU at a tiny size:
 #   DEVICE=cpu DEPTHS=1 IMAGES=2 REPS=1 DIT_ARGS="--dim 64 --heads 4 --image 16 --reps 2 --warmup 1" bash scripts/device-dit-bench.sh /tmp/dit-out
+#   A precision with "-fused" (PRECISIONS_14=float16-fused,float16) adds the graph with ONNX Runtime's fused
+#   attention and GELU (python/omni_ref/dit_onnx.py).
 set -uo pipefail
 OUT=${1:?usage: scripts/device-dit-bench.sh OUT}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -6,7 +6,8 @@
 # the before/after grids and the curves. Needs Node.js with this checkout's node_modules and the
 # CUDA provider (`npx omni-worker setup cuda`), and python3 with torch, onnx, numpy, matplotlib.
 # Env: BUDGET1, BUDGET2 (training seconds per phase), OMNI_FLOW_GRPO_DEVICE=cpu for a smoke run,
-# TRAIN_ARGS (extra trainer flags), PORT.
+# TRAIN_ARGS (extra trainer flags), PORT, WORKERS (data-parallel workers sharing the device; the
+# config's own `dataParallelSize` when unset: scripts/probe-workers.sh measures the choice).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${1:-$ROOT/examples/flow-grpo/results/run}
@@ -15,8 +16,13 @@ PORT=${PORT:-8000}
 URL=http://127.0.0.1:$PORT
 export PYTHONPATH=$ROOT/python:$ROOT/clients/python:$ROOT/examples/flow-grpo${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT"
+CONFIG=$ROOT/examples/flow-grpo/worker-$DEVICE.yaml
+if [ -n "${WORKERS:-}" ]; then
+  { grep -v '^dataParallelSize:' "$CONFIG"; echo "dataParallelSize: $WORKERS"; } > "$OUT/worker.yaml"
+  CONFIG=$OUT/worker.yaml
+fi
 
-node "$ROOT/bin/omni-worker.js" serve --config "$ROOT/examples/flow-grpo/worker-$DEVICE.yaml" --port "$PORT" > "$OUT/serve.log" 2>&1 &
+node "$ROOT/bin/omni-worker.js" serve --config "$CONFIG" --port "$PORT" > "$OUT/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 120); do grep -q "serving on" "$OUT/serve.log" && break; kill -0 $SERVER || { cat "$OUT/serve.log"; exit 1; }; sleep 0.5; done

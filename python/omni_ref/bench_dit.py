@@ -46,10 +46,14 @@ def tf32_off() -> None:
     torch.backends.cudnn.allow_tf32 = False
 
 
-def write_folder(model, cfg: Config, precision: str, out_dir: str) -> dict:
+def write_folder(model, cfg: Config, variant: str, out_dir: str) -> dict:
+    """variant: a precision, or "<precision>-fused" (dit_onnx.py's fused attention and GELU)."""
     t0 = time.perf_counter()
+    precision, _, fused = variant.partition("-")
+    if precision not in DTYPES or fused not in ("", "fused"):
+        raise ValueError(f"folder {variant!r}: expected a precision ({', '.join(DTYPES)}), optionally with '-fused'")
     os.makedirs(out_dir, exist_ok=True)
-    graphs = {"text_encoder": text_encoder_graph(cfg, precision), "transformer": transformer_graph(cfg, precision)}
+    graphs = {"text_encoder": text_encoder_graph(cfg, precision), "transformer": transformer_graph(cfg, precision, fused == "fused")}
     nbytes = 0
     for name, graph in graphs.items():
         with open(os.path.join(out_dir, f"{name}.onnx"), "wb") as f:
@@ -58,7 +62,7 @@ def write_folder(model, cfg: Config, precision: str, out_dir: str) -> dict:
         nbytes += sum(v.numel() * v.element_size() for v in sd.values())
         save_file(sd, os.path.join(out_dir, f"{name}.safetensors"), metadata={"component": name, "config": json.dumps(cfg.to_dict())})
     Tokenizer.default().save(os.path.join(out_dir, "tokenizer.json"))
-    spec = {**model_json(cfg), "name": f"dit-d{cfg.depth}-{precision}"}
+    spec = {**model_json(cfg), "name": f"dit-d{cfg.depth}-{variant}"}
     with open(os.path.join(out_dir, "model.json"), "w") as f:  # last: a folder with model.json is complete
         json.dump(spec, f, indent=2)
         f.write("\n")
@@ -123,7 +127,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=8, help="images; the transformer runs 2 x batch rows (CFG)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--folders", default="float16,bfloat16", help="precisions to write model folders in ('' for none)")
+    ap.add_argument("--folders", default="float16,bfloat16", help="precisions to write model folders in, each optionally '-fused' (e.g. float16-fused; '' for none)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=10)

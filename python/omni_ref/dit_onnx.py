@@ -10,6 +10,10 @@ kernels on the tracing device) and the choice of ops is ours:
 - the sinusoidal timestep features, the text padding bias and the pooled mean in float32;
 - everything else (MatMul, Softmax, LayerNormalization, Tanh, Sigmoid, Add, Mul) in the graph's
   precision, all of which ONNX Runtime's CUDA provider runs in float16 and bfloat16.
+`fused=True` (a "<precision>-fused" folder of bench_dit) writes the DiT blocks' attention as ONNX
+Runtime's `com.microsoft.MultiHeadAttention` (its fused / flash attention kernels on CUDA: no
+[rows, heads, N, N] score tensor in memory) and their GELU as `com.microsoft.FastGelu` (one
+kernel for the tanh approximation's eight ops); the same function as the plain graph.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from .model import Config
 
 PRECISION_ONNX = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}
 OPSET = 17
+MS_DOMAIN = "com.microsoft"
 
 
 class Graph:
@@ -32,6 +37,7 @@ class Graph:
         self.name, self.precision, self.dt = name, precision, PRECISION_ONNX[precision]
         self.nodes, self.inputs, self.outputs, self.inits = [], [], [], []
         self.n = 0
+        self.contrib = False  # a com.microsoft op was written: the model imports that domain
 
     def fresh(self, hint: str) -> str:
         self.n += 1
@@ -49,9 +55,10 @@ class Graph:
         self.op("Cast", [x], to=TensorProto.FLOAT, out=name)
         self.outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
 
-    def op(self, op_type: str, inputs, out: str | None = None, **attrs) -> str:
+    def op(self, op_type: str, inputs, out: str | None = None, domain: str = "", **attrs) -> str:
         out = out or self.fresh(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, domain=domain or None, **attrs))
+        self.contrib |= domain == MS_DOMAIN
         return out
 
     def ops(self, op_type: str, inputs, n: int, **attrs) -> list:
@@ -106,8 +113,9 @@ class Graph:
         inner = self.op("Mul", [self.op("Add", [x, self.op("Mul", [cube, self.const(0.044715)])]), self.const(math.sqrt(2 / math.pi))])
         return self.op("Mul", [self.op("Mul", [x, self.const(0.5)]), self.op("Add", [self.op("Tanh", [inner]), self.const(1.0)])])
 
-    def mlp(self, x: str, prefix: str, dim: int, hidden: int) -> str:
-        h = self.gelu_tanh(self.linear(x, f"{prefix}.fc1", [hidden, dim]))
+    def mlp(self, x: str, prefix: str, dim: int, hidden: int, fused: bool = False) -> str:
+        h = self.linear(x, f"{prefix}.fc1", [hidden, dim])
+        h = self.op("FastGelu", [h], domain=MS_DOMAIN) if fused else self.gelu_tanh(h)
         return self.linear(h, f"{prefix}.fc2", [dim, hidden])
 
     def heads(self, x: str, heads: int, dim: int, perm) -> str:
@@ -123,12 +131,17 @@ class Graph:
         h = self.op("MatMul", [self.op("Softmax", [scores], axis=-1), self.heads(v, heads, dim, [0, 2, 1, 3])])
         return self.op("Reshape", [self.op("Transpose", [h], perm=[0, 2, 1, 3]), self.const([0, -1, dim])])
 
+    def fused_attention(self, q: str, k: str, v: str, heads: int) -> str:
+        """The same attention (scale 1 / sqrt(head size)) as one MultiHeadAttention: [B, N, dim] in and out."""
+        return self.op("MultiHeadAttention", [q, k, v], domain=MS_DOMAIN, num_heads=heads)
+
     def chunk(self, x: str, n: int, size: int) -> list:
         return self.ops("Split", [x, self.const([size] * n)], n, axis=-1)
 
     def model(self) -> onnx.ModelProto:
         g = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.inits)
-        m = helper.make_model(g, producer_name="omni_ref.dit_onnx", opset_imports=[helper.make_opsetid("", OPSET)])
+        opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid(MS_DOMAIN, 1)] if self.contrib else [])
+        m = helper.make_model(g, producer_name="omni_ref.dit_onnx", opset_imports=opsets)
         m.ir_version = 8
         onnx.checker.check_model(m)
         return m
@@ -160,7 +173,7 @@ def text_encoder_graph(cfg: Config, precision: str, pad_id: int = 0) -> onnx.Mod
     return g.model()
 
 
-def transformer_graph(cfg: Config, precision: str) -> onnx.ModelProto:
+def transformer_graph(cfg: Config, precision: str, fused: bool = False) -> onnx.ModelProto:
     g = Graph("transformer", precision)
     d, p, C, S = cfg.dim, cfg.patch, cfg.channels, cfg.image_size
     grid, N = S // p, (S // p) ** 2
@@ -198,9 +211,10 @@ def transformer_graph(cfg: Config, precision: str) -> onnx.ModelProto:
         q, k, v = g.chunk(g.linear(modulate(g.layer_norm(x, d, 1e-6), sh1, sc1), f"{b}.qkv", [3 * d, d]), 3, d)
         ck, cv = g.chunk(g.linear(ctx, f"{b}.context_kv", [2 * d, d]), 2, d)
         k, v = g.op("Concat", [k, ck], axis=1), g.op("Concat", [v, cv], axis=1)
-        h = g.linear(g.attention(q, k, v, cfg.heads, d), f"{b}.proj", [d, d])
+        a = g.fused_attention(q, k, v, cfg.heads) if fused else g.attention(q, k, v, cfg.heads, d)
+        h = g.linear(a, f"{b}.proj", [d, d])
         x = g.op("Add", [x, g.op("Mul", [g1, h])])
-        m = g.mlp(modulate(g.layer_norm(x, d, 1e-6), sh2, sc2), f"{b}.mlp", d, hidden)
+        m = g.mlp(modulate(g.layer_norm(x, d, 1e-6), sh2, sc2), f"{b}.mlp", d, hidden, fused)
         x = g.op("Add", [x, g.op("Mul", [g2, m])])
     shift, scale = g.chunk(g.op("Unsqueeze", [g.linear(c, "final_adaLN", [2 * d, d]), one]), 2, d)
     y = g.linear(modulate(g.layer_norm(x, d, 1e-6), shift, scale), "final_linear", [p * p * C, d])  # [B, N, p*p*C]
