@@ -3,12 +3,15 @@
 //   node bin/run-ts.js bench/fleet.ts [--part all|dp|gateway|propagation] [--workers 1,2,4]
 //     [--threads 4] [--batch 16] [--reps 5] [--fleet-workers 1]
 //     [--model DIR] [--update FILE] [--prop-reps 3]
+//     [--grid 1x4,4x4,8x2,16x1+spin] [--calls-per-worker 4] [--ceiling-seconds 2] [--name NAME] [--skip-start]
+// Data parallel: --grid (fleet-grid.ts) replaces --workers x --threads; with --ceiling-seconds,
+// each entry also runs its bare ONNX Runtime loops (fleet-ceiling.ts), the machine's own scaling.
 // Propagation: fleet workers load the model folder DIR (`omni-worker dummy-model --out DIR
 // --hidden 2048 --layers 10` is ~1 GB), and each rep commits FILE (DIR/transformer.safetensors
 // by default) as a new version. Needs nats-server (PATH, or NATS_SERVER) for the fleet parts.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -18,12 +21,15 @@ import { FleetClient } from '../fleet/fleet-client.ts';
 import { buildServer } from '../server/app.ts';
 import { freePort, startFleetWorker, startNats, stop, type WorkerProcess } from '../test/support/nats.ts';
 import { median, timeIt, writeResults } from './support.ts';
+import { gridRows, parseGrid, type GridEntry, type Measured } from './fleet-grid.ts';
+import { runLoops, type LoopSpec } from './fleet-ceiling.ts';
 
 const { values: a } = parseArgs({
   options: {
     workers: { type: 'string', default: '1,2' }, threads: { type: 'string', default: '1' }, batch: { type: 'string', default: '16' },
     reps: { type: 'string', default: '5' }, 'fleet-workers': { type: 'string', default: '1' },
     part: { type: 'string', default: 'all' }, model: { type: 'string' }, update: { type: 'string' }, 'prop-reps': { type: 'string', default: '3' },
+    grid: { type: 'string' }, 'calls-per-worker': { type: 'string', default: '4' }, 'ceiling-seconds': { type: 'string', default: '0' }, name: { type: 'string' }, 'skip-start': { type: 'boolean', default: false },
   },
 });
 const PARTS = ['all', 'dp', 'gateway', 'propagation'];
@@ -33,6 +39,12 @@ if ((a.part === 'all' || a.part === 'propagation') && !a.model) {
   throw new Error('the propagation part needs --model DIR (omni-worker dummy-model --out DIR --hidden 2048 --layers 10: ~1 GB)');
 }
 const threads = Number(a.threads);
+// Checked before any work: a bad grid entry is named.
+const grid = parseGrid(a.grid ?? a.workers!.split(',').map((n) => `${n}x${threads}`).join(','));
+const callsPerWorker = Number(a['calls-per-worker']);
+const unpinnable = grid.find((e) => e.pin && e.workers * e.threads > availableParallelism());
+if (unpinnable) throw new Error(`--grid entry '${unpinnable.label}': pinning needs ${unpinnable.workers * unpinnable.threads} processors; this machine has ${availableParallelism()}`);
+const ceilingSeconds = Number(a['ceiling-seconds']);
 const batch = Number(a.batch);
 const reps = Number(a.reps);
 const base = withDefaultModel(resolveConfig({ threads, maxBatchSize: batch, promptCacheSize: 0 }));
@@ -48,15 +60,39 @@ async function throughput(w: Pick<OmniWorker, 'generate'>, calls: number): Promi
 }
 
 if (a.part === 'all' || a.part === 'dp') {
-  // Scaling: each worker count gets 4 concurrent calls of `batch` samples per worker.
-  const scaling: Record<string, number> = {};
-  for (const n of a.workers!.split(',').map(Number)) {
-    const w = await createWorker({ ...base, dataParallelSize: n });
-    scaling[n] = await throughput(w, 4 * n);
+  // Each entry: `calls-per-worker` concurrent calls of `batch` samples per worker, then (with
+  // --ceiling-seconds) its bare loops: `workers` at once and one alone, each loop a worker's share.
+  const measured: Measured[] = [];
+  const loneLoop = new Map<string, number>();
+  for (const e of grid) {
+    const w = await createWorker({ ...base, ...entryConfig(e), dataParallelSize: e.workers });
+    const imagesPerSecond = await throughput(w, callsPerWorker * e.workers);
     await w.close();
-    console.log(`data parallel ${n} x ${threads} threads: ${scaling[n].toFixed(2)} images/s`);
+    let ceiling: Measured['ceiling'];
+    if (ceilingSeconds > 0) {
+      const spec = loopSpec(e, batch);
+      // One loop alone runs what one worker's part is: the whole call.
+      const oneSpec = { ...spec, samples: batch };
+      const key = JSON.stringify(oneSpec);
+      if (!loneLoop.has(key)) loneLoop.set(key, (await runLoops(oneSpec, 1)).samplesPerSecond);
+      const one = loneLoop.get(key)!;
+      // One worker's loops are the lone loop.
+      const all = e.workers === 1 ? one : (await runLoops(spec, e.workers)).samplesPerSecond;
+      ceiling = { one, all, pinned: e.pin ? (await runLoops(spec, e.workers, true)).samplesPerSecond : undefined };
+    }
+    measured.push({ entry: e, imagesPerSecond, ceiling });
+    const pinned = ceiling?.pinned !== undefined ? `, pinned ${ceiling.pinned.toFixed(1)}` : '';
+    const c = ceiling ? `; bare loops ${ceiling.all.toFixed(1)}${pinned} vs one ${ceiling.one.toFixed(1)} samples/s (${(ceiling.all / ceiling.one).toFixed(2)}x)` : '';
+    console.log(`data parallel ${e.label}: ${imagesPerSecond.toFixed(2)} images/s${c}`);
   }
-  results.dataParallel = { threads, batch, imagesPerSecond: scaling };
+  const rows = gridRows(measured);
+  for (const r of rows) {
+    const f = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)}x`);
+    console.log(`${r.label}: ${r.imagesPerSecond.toFixed(2)} images/s, vs one worker ${f(r.scaling)}, bare loops ${f(r.ceilingScaling)}, of the ceiling ${r.ofCeiling === undefined ? '-' : r.ofCeiling.toFixed(3)}${r.pinnedCeilingScaling === undefined ? '' : `, pinned bare loops ${f(r.pinnedCeilingScaling)}`}, vs ${rows[0].label} ${f(r.vsFirst)}`);
+  }
+  results.dataParallel = { batch, callsPerWorker, ceilingSeconds, grid: measured, rows };
+}
+if ((a.part === 'all' || a.part === 'dp') && !a['skip-start']) {
   // Start time: one more inference thread vs one more Node process that builds the same worker.
   const threadStart: number[] = [];
   const processStart: number[] = [];
@@ -121,5 +157,21 @@ if (a.part === 'all' || a.part === 'gateway' || a.part === 'propagation') {
   }
 }
 
-const name = `fleet-${a.part}-${a.workers!.replaceAll(',', '-')}x${threads}${a.part === 'dp' ? '' : `-fleet${a['fleet-workers']}`}`;
+const name = a.name ?? `fleet-${a.part}-${a.workers!.replaceAll(',', '-')}x${threads}${a.part === 'dp' ? '' : `-fleet${a['fleet-workers']}`}`;
 console.log(`results: ${writeResults(name, results)}`);
+
+/** The worker config of a grid entry. */
+function entryConfig(e: GridEntry) {
+  return {
+    threads: e.threads, threadSpinning: e.spin, weightResidency: e.session ? 'session' : 'auto',
+    dataParallelSplit: e.all ? 'all' : 'idle',
+  } as const;
+}
+
+/** A bare loop of one worker's share: the whole call, or 1/workers of it when every call is split. */
+function loopSpec(e: GridEntry, samples: number): LoopSpec {
+  return {
+    model: base.model!, threads: e.threads, samples: e.all ? Math.ceil(samples / e.workers) : samples,
+    cfg: (base.defaults.guidanceScale ?? 4.5) > 1, spinning: e.spin, residency: e.session ? 'session' : 'inputs', seconds: ceilingSeconds,
+  };
+}

@@ -33,6 +33,12 @@ export const workerConfigSchema = z.object({
   /** Data parallel on one `device` (cpu): this many workers. 1 by default. */
   dataParallelSize: z.number().int().positive().default(1),
   /**
+   * How a data-parallel generate call is split: 'idle' across the workers that have nothing to do
+   * (all of them when idle; whole, to the least loaded, when none is), so parts under load stay
+   * full batches; 'all' across every worker whatever their load (lowest latency of one call).
+   */
+  dataParallelSplit: z.enum(['idle', 'all']).default('idle'),
+  /**
    * The precision the model must run in (docs/gpu-design.md, "Half precision"). The folder decides
    * (its graphs take their parameters and compute in one dtype); a model of another precision is
    * refused at load. Absent: whatever the folder holds.
@@ -56,6 +62,11 @@ export const workerConfigSchema = z.object({
   spareSessions: z.number().int().min(0).default(1),
   /** ONNX Runtime intra-op threads; ONNX Runtime's default when absent. */
   threads: z.number().int().positive().optional(),
+  /**
+   * ONNX Runtime's pool threads spin between operators instead of sleeping: faster steps when each
+   * worker has cores of its own (data parallel), cores taken from everything else while idle.
+   */
+  threadSpinning: z.boolean().default(false),
   maxBatchSize: z.number().int().positive().default(16),
   promptCacheSize: z.number().int().min(0).default(1024),
   defaults: z.object({

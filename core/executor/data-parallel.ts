@@ -36,7 +36,10 @@ interface Slot {
   /** Settles when a restart in progress is done. */
   restarting: Promise<void> | undefined;
   restarts: number;
+  /** Calls in flight (for methods that run on one worker). */
   busy: number;
+  /** Samples of generate parts placed here and not yet answered (placement of new parts). */
+  samples: number;
 }
 
 export class DataParallelExecutor implements Executor {
@@ -64,7 +67,7 @@ export class DataParallelExecutor implements Executor {
       throw new Error(`data-parallel worker ${failed} (${describe(configs[failed])}) failed to start: ${((started[failed] as PromiseRejectedResult).reason as Error).message}`);
     }
     const slots = configs.map((config, index): Slot => ({
-      index, config, executor: (started[index] as PromiseFulfilledResult<Slot['executor']>).value, restarting: undefined, restarts: 0, busy: 0,
+      index, config, executor: (started[index] as PromiseFulfilledResult<Slot['executor']>).value, restarting: undefined, restarts: 0, busy: 0, samples: 0,
     }));
     const dp = new DataParallelExecutor(slots, { maxRestarts: options.maxRestarts ?? 3, startWorker });
     for (const s of slots) dp.forwardEvents(s);
@@ -98,27 +101,40 @@ export class DataParallelExecutor implements Executor {
   }
 
   private async generate(requests: GenerateRequest[]): Promise<RolloutData> {
-    const parts = splitBySamples(requests, this.slots.length, this.slots[0].config.limits);
+    const { limits, dataParallelSplit } = this.slots[0].config;
+    // 'idle': a call is split across the workers with nothing to do, and goes whole to the least
+    // loaded one when none is idle: under load every part stays a full batch, not 1/n of one.
+    const ways = dataParallelSplit === 'all' ? this.slots.length : Math.max(1, this.slots.filter((s) => s.samples === 0 && isLive(s)).length);
+    const parts = splitBySamples(requests, ways, limits);
+    // Placed before any await: calls made together see each other's samples.
+    const placed = placeParts(this.slots, parts.map((p) => p.end - p.start));
     await this.broadcasting;
     this.generating++;
     try {
-      const rollouts = await Promise.all(parts.map((part, p) => this.runPart(part, this.slots[p])));
+      const rollouts = await Promise.all(parts.map((part, p) => this.runPart(part, placed[p])));
       return mergeParts(parts, rollouts);
     } finally {
       if (--this.generating === 0) for (const wake of this.idle.splice(0)) wake();
     }
   }
 
-  /** A part on its slot; when the slot's worker dies, on the least busy live slot instead. */
+  /** A part on the slot it was placed on; when that worker dies, on the least busy live slot instead. */
   private async runPart(part: CallPart, first: Slot): Promise<RolloutData> {
     let slot = first;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return (await this.onSlot(slot, 'generate', [part.requests])) as RolloutData;
-      } catch (e) {
-        if (!(e instanceof WorkerDied) || attempt >= this.slots.length * (this.options.maxRestarts + 1)) throw originError(unwrap(e), part);
-        slot = await this.liveSlot();
+    const samples = part.end - part.start;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return (await this.onSlot(slot, 'generate', [part.requests])) as RolloutData;
+        } catch (e) {
+          if (!(e instanceof WorkerDied) || attempt >= this.slots.length * (this.options.maxRestarts + 1)) throw originError(unwrap(e), part);
+          slot.samples -= samples;
+          slot = await this.liveSlot();
+          slot.samples += samples;
+        }
       }
+    } finally {
+      slot.samples -= samples;
     }
   }
 
@@ -168,7 +184,7 @@ export class DataParallelExecutor implements Executor {
 
   /** The least busy slot with a live worker (waits for a restart when none is live). */
   private async liveSlot(): Promise<Slot> {
-    const live = this.slots.filter((s) => s.executor && !s.restarting && !s.executor.death);
+    const live = this.slots.filter(isLive);
     if (live.length) {
       const least = Math.min(...live.map((s) => s.busy));
       const candidates = live.filter((s) => s.busy === least);
@@ -241,6 +257,23 @@ class WorkerDied extends Error {
   constructor(readonly reason: Error) {
     super(reason.message);
   }
+}
+
+function isLive(s: Slot): boolean {
+  return s.executor !== undefined && !s.restarting && !s.executor.death;
+}
+
+/**
+ * The slot of each part: the least loaded (samples placed, then index), live ones first, each
+ * slot at most once per call; the parts' samples are booked on their slots.
+ */
+function placeParts(slots: readonly Slot[], samples: readonly number[]): Slot[] {
+  const order = [...slots].sort((a, b) => Number(isLive(b)) - Number(isLive(a)) || a.samples - b.samples || a.index - b.index);
+  return samples.map((n, p) => {
+    const slot = order[p % order.length];
+    slot.samples += n;
+    return slot;
+  });
 }
 
 function unwrap(e: unknown): Error {

@@ -8,15 +8,34 @@ import type { InferenceSession } from 'onnxruntime-node';
 
 export type DeviceName = 'cpu' | 'cuda' | 'webgpu';
 
-export function sessionOptions(device: DeviceName, threads: number | undefined, deviceId?: number): InferenceSession.SessionOptions {
+export interface ThreadOptions {
+  /**
+   * ONNX Runtime's pool threads busy-wait for the next parallel section instead of sleeping: no
+   * wake-up per operator (a futex, an inter-processor interrupt in a virtual machine), but an idle
+   * pool takes cores from the caller's thread, the trainer and other workers' sessions.
+   */
+  spinning?: boolean;
+  /**
+   * `session.intra_op_thread_affinities`: one group of 1-based logical processor ids per pool
+   * thread (threads - 1 groups; the calling thread is not pinned), e.g. '2;3;4' for 4 threads.
+   */
+  affinities?: string;
+}
+
+export function sessionOptions(device: DeviceName, threads: number | undefined, deviceId?: number, thread: ThreadOptions = {}): InferenceSession.SessionOptions {
+  const spin = thread.spinning ? '1' : '0';
   const options: InferenceSession.SessionOptions = {
     // One GPU of several (data parallel): ONNX Runtime's device_id.
     executionProviders: [device === 'cuda' && deviceId !== undefined ? { name: 'cuda', deviceId } : device],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3, // errors only: ORT's warnings about graph rewrites are noise to users
-    // No busy-waiting between runs: idle ONNX Runtime threads would otherwise spin and take cores
-    // from the caller's thread, the trainer and other workers' sessions.
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    // No busy-waiting between runs by default (ThreadOptions.spinning says why).
+    extra: {
+      session: {
+        intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin },
+        ...(thread.affinities ? { intra_op_thread_affinities: thread.affinities } : {}),
+      },
+    },
   };
   if (threads !== undefined) {
     options.intraOpNumThreads = threads;

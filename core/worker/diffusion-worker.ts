@@ -53,7 +53,7 @@ export class DiffusionWorker {
 
   /** Loads the model through the loader that answers config.loadFormat, and opens sessions. */
   async loadModel(): Promise<LoadedModel> {
-    const { loadFormat, loadOptions, device, threads, deviceId } = this.config;
+    const { loadFormat, loadOptions, device, threads, deviceId, threadSpinning } = this.config;
     const model = this.config.model ? resolvePath(this.config.baseDir ?? '.', this.config.model) : '';
     const owner = this.declarations.ownerOf('loadFormat', loadFormat);
     if (!owner) throw this.declarations.unknown('loadFormat', loadFormat);
@@ -66,7 +66,7 @@ export class DiffusionWorker {
     const graphBounds = checkModel(source);
     checkPrecision(source, this.config.dtype);
     const residency = this.residencyFor(source);
-    const options = sessionOptions(device, threads, deviceId);
+    const options = sessionOptions(device, threads, deviceId, { spinning: threadSpinning });
     const resident = residency === 'session';
     const components: Partial<Record<ComponentName, OnnxComponent>> = {};
     const weights: WeightSet = {};

@@ -1,0 +1,101 @@
+// Where the data-parallel executor places a generate call's parts (fake workers that answer when
+// told): across the idle workers, whole to the least loaded one when none is idle ('idle'), across
+// every worker whatever their load ('all'); loads are released when parts end, failed or not.
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../core/config/load-config.ts';
+import { DataParallelExecutor, workerConfigs } from '../core/executor/data-parallel.ts';
+import type { Executor, RegistryRef } from '../core/executor/executor.ts';
+import { WorkerEvents } from '../core/events.ts';
+import type { GenerateRequest, RolloutData } from '../core/protocol.ts';
+
+/** A worker whose generate calls wait until answered; each answer carries the part's seeds. */
+class HeldWorker implements Executor {
+  readonly events = new WorkerEvents();
+  readonly held: { seeds: number[]; answer: () => void; fail: (e: Error) => void }[] = [];
+
+  call(method: string, args: unknown[]): Promise<unknown> {
+    if (method !== 'generate') return Promise.resolve(null);
+    const seeds = (args[0] as GenerateRequest[]).flatMap((r) => r.seeds as number[]);
+    return new Promise<RolloutData>((resolve, reject) => {
+      const rollout = { batch: { seed: { dtype: 'F32' as const, shape: [seeds.length], data: Float32Array.from(seeds) } }, nonTensorBatch: {}, metaInfo: {} };
+      this.held.push({ seeds, answer: () => resolve(rollout), fail: reject });
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function start(workers: number, split: 'idle' | 'all'): Promise<{ dp: DataParallelExecutor; fakes: HeldWorker[] }> {
+  const fakes: HeldWorker[] = [];
+  const configs = workerConfigs(resolveConfig({ dataParallelSize: workers, dataParallelSplit: split }));
+  const dp = await DataParallelExecutor.start(configs, {} as RegistryRef, { startWorker: async () => { const f = new HeldWorker(); fakes.push(f); return f; } });
+  return { dp, fakes };
+}
+
+const call = (dp: DataParallelExecutor, seeds: number[]) => dp.call('generate', [[{ prompt: 'p', seeds }]]) as Promise<RolloutData>;
+/** Lets the executor pass its awaits and hand the parts over. */
+const settle = () => new Promise((r) => setTimeout(r, 0));
+const seedsOn = (fakes: HeldWorker[]) => fakes.map((f) => f.held.map((h) => h.seeds));
+const answerAll = (fakes: HeldWorker[]) => { for (const f of fakes) for (const h of f.held.splice(0)) h.answer(); };
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+describe('data-parallel placement', () => {
+  it("'idle': an idle executor splits a call across every worker; a call made while all are busy goes whole to the least loaded", async () => {
+    const { dp, fakes } = await start(4, 'idle');
+    const a = call(dp, range(0, 8));
+    const b = call(dp, range(100, 8));
+    await settle();
+    expect(seedsOn(fakes)).toEqual([[[0, 1], range(100, 8)], [[2, 3]], [[4, 5]], [[6, 7]]]);
+    // Worker 0 now holds 10 samples: the next whole call goes to worker 1.
+    const c = call(dp, [200, 201]);
+    await settle();
+    expect(fakes[1].held.map((h) => h.seeds)).toEqual([[2, 3], [200, 201]]);
+    answerAll(fakes);
+    expect(Array.from((await a).batch.seed.data)).toEqual(range(0, 8));
+    expect(Array.from((await b).batch.seed.data)).toEqual(range(100, 8));
+    expect(Array.from((await c).batch.seed.data)).toEqual([200, 201]);
+    // Every load released: the next call is split four ways again.
+    const d = call(dp, range(300, 4));
+    await settle();
+    expect(seedsOn(fakes)).toEqual([[[300]], [[301]], [[302]], [[303]]]);
+    answerAll(fakes);
+    await d;
+    await dp.close();
+  });
+
+  it("'idle': calls made together split across only the idle workers, and small calls spread over the workers instead of piling on the first", async () => {
+    const { dp, fakes } = await start(4, 'idle');
+    const calls = [call(dp, [1, 2, 3]), call(dp, [4]), call(dp, [5]), call(dp, [6])];
+    await settle();
+    // The first takes three idle workers, the second the last idle one; then none is idle.
+    expect(seedsOn(fakes)).toEqual([[[1], [5]], [[2], [6]], [[3]], [[4]]]);
+    answerAll(fakes);
+    expect((await Promise.all(calls)).map((r) => Array.from(r.batch.seed.data))).toEqual([[1, 2, 3], [4], [5], [6]]);
+    await dp.close();
+  });
+
+  it("'all': every call is split across every worker, busy or not", async () => {
+    const { dp, fakes } = await start(3, 'all');
+    const calls = [call(dp, range(0, 6)), call(dp, range(10, 3))];
+    await settle();
+    expect(seedsOn(fakes)).toEqual([[[0, 1], [10]], [[2, 3], [11]], [[4, 5], [12]]]);
+    answerAll(fakes);
+    expect((await Promise.all(calls)).map((r) => Array.from(r.batch.seed.data))).toEqual([range(0, 6), range(10, 3)]);
+    await dp.close();
+  });
+
+  it('a part that fails releases its load: the call fails naming the error, the next call is split across every worker', async () => {
+    const { dp, fakes } = await start(2, 'idle');
+    const failing = call(dp, [1, 2]);
+    await settle();
+    fakes[0].held.shift()!.fail(new Error('request 0: prompt refused'));
+    fakes[1].held.shift()!.answer();
+    await expect(failing).rejects.toThrow(/request 0: prompt refused/);
+    const next = call(dp, [3, 4]);
+    await settle();
+    expect(seedsOn(fakes)).toEqual([[[3]], [[4]]]);
+    answerAll(fakes);
+    await next;
+    await dp.close();
+  });
+});
