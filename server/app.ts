@@ -123,6 +123,7 @@ export async function buildServer(worker: OmniWorker, input: ServeOptionsInput =
       // Past the grace: cut what is still open.
       app.server.closeAllConnections?.();
       stopListening();
+      await ctx.assembler.close();
     },
   };
 }

@@ -1,13 +1,17 @@
-// What every route gets: the worker, the checked options, the coalescer and the metrics, and
-// `call`, which runs a worker method and turns its refusal into an HTTP error.
+// What every route gets: the worker, the checked options, the coalescer, the metrics, the weights
+// body assembler, and `call`, which runs a worker method and turns its refusal into an HTTP error.
 import type { OmniWorker } from '../index.ts';
 import { PathAllowlist } from '../core/public.ts';
 import type { RolloutCoalescer } from './coalescer.ts';
+import { SafetensorsAssembler } from './stream-safetensors.ts';
 import { HttpError, workerError } from './http-error.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
 
 export class ServerContext {
+  /** Builds weights bodies' tensors beside the main thread (closed with the server). */
+  readonly assembler = new SafetensorsAssembler();
+
   constructor(
     readonly worker: OmniWorker,
     readonly options: ServeOptions,

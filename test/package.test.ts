@@ -1,5 +1,5 @@
 // The published package as npm packs it (without building: dist/ is the consumer check's job),
-// and the inference thread's boot file choosing compiled code when it sits beside it.
+// and the helper threads' boot files choosing compiled code when it sits beside them.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,13 +31,16 @@ describe('the package', () => {
   });
 });
 
-describe('the inference thread boot file', () => {
-  it('runs the compiled thread-entry.js beside it, without tsx', async () => {
+// Each helper thread's boot file, with the compiled entry it must choose when one sits beside it.
+const BOOTS = [['the inference thread', 'core/executor/thread-boot.mjs', 'thread-entry.js'], ['the weights assembler thread', 'server/assembler-boot.mjs', 'assembler-entry.js']];
+
+describe.each(BOOTS)('%s boot file', (_, boot, entry) => {
+  it(`runs the compiled ${entry} beside it, without tsx`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'omni-boot-'));
     try {
-      copyFileSync(fileURLToPath(new URL('../core/executor/thread-boot.mjs', import.meta.url)), join(dir, 'thread-boot.mjs'));
-      writeFileSync(join(dir, 'thread-entry.js'), "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage('compiled entry');\n");
-      const thread = new Worker(join(dir, 'thread-boot.mjs'));
+      copyFileSync(fileURLToPath(new URL(`../${boot}`, import.meta.url)), join(dir, 'boot.mjs'));
+      writeFileSync(join(dir, entry), "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage('compiled entry');\n");
+      const thread = new Worker(join(dir, 'boot.mjs'));
       const message = await new Promise((resolve, reject) => { thread.once('message', resolve); thread.once('error', reject); });
       await thread.terminate();
       expect(message).toBe('compiled entry');

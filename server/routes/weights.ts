@@ -5,13 +5,13 @@
 // (or, with ?bucket=true, added to the buckets); any failure drops the upload, so a broken body
 // changes nothing.
 import { randomUUID } from 'node:crypto';
+import { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { ComponentName, HostTensor } from '../../core/public.ts';
 import { bodyLength } from '../body.ts';
 import type { ServerContext } from '../context.ts';
 import { HttpError } from '../http-error.ts';
-import { streamSafetensorsBody } from '../stream-safetensors.ts';
 
 const componentQuery = {
   type: 'object', additionalProperties: false,
@@ -40,7 +40,11 @@ export function weightRoutes(app: FastifyInstance, ctx: ServerContext): void {
       staging.push(staged);
     };
     try {
-      const { bytes } = await streamSafetensorsBody(request.body as Readable, length, ctx.options.weightGroupBytes, stage, () => refused !== undefined);
+      const { bytes } = await ctx.assembler.read(request.body as Readable, length, {
+        groupBytes: ctx.options.weightGroupBytes, onGroup: stage, stop: () => refused !== undefined,
+        // A socket's chunks are fresh buffers of their own; an injected request's may be the caller's.
+        ownChunks: request.raw.socket instanceof Socket,
+      });
       await Promise.allSettled(staging);
       if (refused !== undefined) throw refused;
       if (tensors === 0) stage([]); // the worker's own refusal of an empty update
