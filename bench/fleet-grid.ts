@@ -62,11 +62,17 @@ export interface GridRow {
   ofCeiling?: number;
   /** The pinned bare loops' scaling ('pin' entries). */
   pinnedCeilingScaling?: number;
+  /**
+   * images/s x steps / the bare loops' samples/s: the share of the transformer-only rate the
+   * workers reach at this shape (the pipeline's and the executor's cost, no one-worker entry needed).
+   */
+  ofBareRate?: number;
   /** Against the grid's first entry (the baseline, e.g. 1x4). */
   vsFirst: number;
 }
 
-export function gridRows(measured: readonly Measured[]): GridRow[] {
+/** `steps`: denoising steps per image (transformer runs per sample). */
+export function gridRows(measured: readonly Measured[], steps: number): GridRow[] {
   const first = measured[0];
   return measured.map((m) => {
     const one = measured.find((o) => o.entry.workers === 1 && shapeKey(o.entry) === shapeKey(m.entry));
@@ -74,6 +80,7 @@ export function gridRows(measured: readonly Measured[]): GridRow[] {
     const ceilingScaling = m.ceiling ? m.ceiling.all / m.ceiling.one : undefined;
     const ofCeiling = scaling !== undefined && ceilingScaling !== undefined ? scaling / ceilingScaling : undefined;
     const pinnedCeilingScaling = m.ceiling?.pinned !== undefined ? m.ceiling.pinned / m.ceiling.one : undefined;
-    return { label: m.entry.label, imagesPerSecond: m.imagesPerSecond, scaling, ceilingScaling, ofCeiling, pinnedCeilingScaling, vsFirst: m.imagesPerSecond / first.imagesPerSecond };
+    const ofBareRate = m.ceiling ? (m.imagesPerSecond * steps) / m.ceiling.all : undefined;
+    return { label: m.entry.label, imagesPerSecond: m.imagesPerSecond, scaling, ceilingScaling, ofCeiling, pinnedCeilingScaling, ofBareRate, vsFirst: m.imagesPerSecond / first.imagesPerSecond };
   });
 }

@@ -48,8 +48,11 @@ const ceilingSeconds = Number(a['ceiling-seconds']);
 const batch = Number(a.batch);
 const reps = Number(a.reps);
 const base = withDefaultModel(resolveConfig({ threads, maxBatchSize: batch, promptCacheSize: 0 }));
-const requests = (k: number) => [{ prompt: 'a red circle on the left', seeds: Array.from({ length: batch }, (_, i) => k * batch + i) }];
+// Steps fixed here (the embedded model's default): the ceiling's loops count transformer runs.
+const STEPS = 10;
+const requests = (k: number) => [{ prompt: 'a red circle on the left', steps: STEPS, seeds: Array.from({ length: batch }, (_, i) => k * batch + i) }];
 const results: Record<string, unknown> = {};
+const name = a.name ?? `fleet-${a.part}-${a.workers!.replaceAll(',', '-')}x${threads}${a.part === 'dp' ? '' : `-fleet${a['fleet-workers']}`}`;
 
 /** images/s of `calls` concurrent batch-sized calls, median of reps. */
 async function throughput(w: Pick<OmniWorker, 'generate'>, calls: number): Promise<number> {
@@ -65,6 +68,7 @@ if (a.part === 'all' || a.part === 'dp') {
   const measured: Measured[] = [];
   const loneLoop = new Map<string, number>();
   for (const e of grid) {
+    const began = performance.now();
     const w = await createWorker({ ...base, ...entryConfig(e), dataParallelSize: e.workers });
     const imagesPerSecond = await throughput(w, callsPerWorker * e.workers);
     await w.close();
@@ -83,14 +87,17 @@ if (a.part === 'all' || a.part === 'dp') {
     measured.push({ entry: e, imagesPerSecond, ceiling });
     const pinned = ceiling?.pinned !== undefined ? `, pinned ${ceiling.pinned.toFixed(1)}` : '';
     const c = ceiling ? `; bare loops ${ceiling.all.toFixed(1)}${pinned} vs one ${ceiling.one.toFixed(1)} samples/s (${(ceiling.all / ceiling.one).toFixed(2)}x)` : '';
-    console.log(`data parallel ${e.label}: ${imagesPerSecond.toFixed(2)} images/s${c}`);
+    console.log(`data parallel ${e.label}: ${imagesPerSecond.toFixed(2)} images/s${c} [${((performance.now() - began) / 1000).toFixed(1)} s]`);
+    // Written after each entry: a run cut short by its deadline keeps the entries done.
+    results.dataParallel = { batch, callsPerWorker, ceilingSeconds, grid: measured, rows: gridRows(measured, STEPS) };
+    writeResults(name, results);
   }
-  const rows = gridRows(measured);
+  const rows = gridRows(measured, STEPS);
+  console.log(`grid, ratios (${reps} reps of ${callsPerWorker} calls of ${batch} per worker; bare loops ${ceilingSeconds} s):`);
   for (const r of rows) {
     const f = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)}x`);
-    console.log(`${r.label}: ${r.imagesPerSecond.toFixed(2)} images/s, vs one worker ${f(r.scaling)}, bare loops ${f(r.ceilingScaling)}, of the ceiling ${r.ofCeiling === undefined ? '-' : r.ofCeiling.toFixed(3)}${r.pinnedCeilingScaling === undefined ? '' : `, pinned bare loops ${f(r.pinnedCeilingScaling)}`}, vs ${rows[0].label} ${f(r.vsFirst)}`);
+    console.log(`${r.label}: ${r.imagesPerSecond.toFixed(2)} images/s, vs one worker ${f(r.scaling)}, bare loops ${f(r.ceilingScaling)}, of the ceiling ${r.ofCeiling === undefined ? '-' : r.ofCeiling.toFixed(3)}, of the bare loops' rate ${r.ofBareRate === undefined ? '-' : r.ofBareRate.toFixed(3)}${r.pinnedCeilingScaling === undefined ? '' : `, pinned bare loops ${f(r.pinnedCeilingScaling)}`}, vs ${rows[0].label} ${f(r.vsFirst)}`);
   }
-  results.dataParallel = { batch, callsPerWorker, ceilingSeconds, grid: measured, rows };
 }
 if ((a.part === 'all' || a.part === 'dp') && !a['skip-start']) {
   // Start time: one more inference thread vs one more Node process that builds the same worker.
@@ -157,7 +164,6 @@ if (a.part === 'all' || a.part === 'gateway' || a.part === 'propagation') {
   }
 }
 
-const name = a.name ?? `fleet-${a.part}-${a.workers!.replaceAll(',', '-')}x${threads}${a.part === 'dp' ? '' : `-fleet${a['fleet-workers']}`}`;
 console.log(`results: ${writeResults(name, results)}`);
 
 /** The worker config of a grid entry. */

@@ -57,8 +57,9 @@ needs_nats() { [[ " $PARTS " == *" gateway "* || " $PARTS " == *" propagation "*
 
 command -v node >/dev/null || die "node is not on PATH"
 command -v timeout >/dev/null || die "timeout (coreutils) is not on PATH"
-[ -d node_modules/@nats-io/obj ] && [ -d node_modules/tsx ] || die "node_modules is missing or incomplete in $PWD (npm ci first)"
+[ -d node_modules/onnxruntime-node ] && [ -d node_modules/tsx ] || die "node_modules is missing or incomplete in $PWD (npm ci first)"
 if needs_nats; then
+  [ -d node_modules/@nats-io/obj ] || die "node_modules lacks @nats-io/obj in $PWD (npm ci first)"
   [ -x "$NATS_SERVER" ] || die "no nats-server binary at $NATS_SERVER (carry .device-nats/nats-server, or pass its path; PARTS=dp needs none)"
   "$NATS_SERVER" --version >/dev/null 2>&1 || die "$NATS_SERVER does not run on this machine: $("$NATS_SERVER" --version 2>&1 | head -1)"
   export NATS_SERVER
@@ -75,7 +76,9 @@ command -v lscpu >/dev/null && lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-# step NAME SECONDS COMMAND...: runs it with a deadline, logging its output; fails the script.
+# step NAME SECONDS COMMAND...: runs it with a deadline, logging its output. A step that fails or
+# overruns is recorded, and the script goes on to copy what was written, then exits non-zero.
+FAILED=()
 step() {
   local name=$1 limit
   limit=$(awk -v s="$2" -v f="$LIMIT_FACTOR" 'BEGIN { printf "%d", s * f }')
@@ -83,7 +86,9 @@ step() {
   say "== $name (limit ${limit}s): $*"
   local start=$SECONDS
   if ! timeout "$limit" "$@" 2>&1 | tee -a "$LOG"; then
-    die "step '$name' failed or ran past ${limit}s (log: $LOG)"
+    say "== $name FAILED or ran past ${limit}s"
+    FAILED+=("$name")
+    return 1
   fi
   say "== $name done in $((SECONDS - start))s"
 }
@@ -93,25 +98,31 @@ results=()
 for part in $PARTS; do
   case $part in
     dp)
+      # The grid's results file is rewritten after each entry: an overrun keeps the entries done.
       step "data parallel grid ${GRID}" "$DP_LIMIT" \
         node bin/run-ts.js bench/fleet.ts --part dp --grid "$GRID" --calls-per-worker "$CALLS" --batch 16 --reps "$DP_REPS" \
-        --ceiling-seconds "$CEILING_SECONDS" --skip-start --name fleet-dp-grid
+        --ceiling-seconds "$CEILING_SECONDS" --skip-start --name fleet-dp-grid || true
       results+=(bench/results/fleet-dp-grid.json) ;;
     gateway)
       step "gateway vs direct server, batch 16" 60 \
-        node bin/run-ts.js bench/fleet.ts --part gateway --workers 1 --fleet-workers 1 --threads "$THREADS" --batch 16 --reps "$((REPS + 2))"
+        node bin/run-ts.js bench/fleet.ts --part gateway --workers 1 --fleet-workers 1 --threads "$THREADS" --batch 16 --reps "$((REPS + 2))" || true
       results+=("bench/results/fleet-gateway-1x${THREADS}-fleet1.json") ;;
     propagation)
-      step "dummy model ${HIDDEN}x${LAYERS}" 60 \
-        node bin/omni-worker.js dummy-model --out "$WORK/model" --hidden "$HIDDEN" --layers "$LAYERS"
-      step "weights propagation to ${FLEET_WORKERS} workers" 120 \
-        node bin/run-ts.js bench/fleet.ts --part propagation --workers 1 --fleet-workers "$FLEET_WORKERS" --threads "$THREADS" --model "$WORK/model" --prop-reps "$REPS"
+      if step "dummy model ${HIDDEN}x${LAYERS}" 60 \
+        node bin/omni-worker.js dummy-model --out "$WORK/model" --hidden "$HIDDEN" --layers "$LAYERS"; then
+        step "weights propagation to ${FLEET_WORKERS} workers" 120 \
+          node bin/run-ts.js bench/fleet.ts --part propagation --workers 1 --fleet-workers "$FLEET_WORKERS" --threads "$THREADS" --model "$WORK/model" --prop-reps "$REPS" || true
+      fi
       results+=("bench/results/fleet-propagation-1x${THREADS}-fleet${FLEET_WORKERS}.json") ;;
   esac
 done
 
+# Whatever was written fresh is copied, failed steps or not; then the failures are named.
+fresh=()
 for r in "${results[@]}"; do
-  [ "$r" -nt "$WORK/started" ] || die "no fresh result file $r"
+  if [ -f "$r" ] && [ "$r" -nt "$WORK/started" ]; then fresh+=("$r"); else say "no fresh result file $r"; fi
 done
-cp "${results[@]}" "$OUT/"
-say "results in $OUT: $(cd "$OUT" && ls fleet-*.json | tr '\n' ' ')"
+[ ${#fresh[@]} -eq 0 ] || cp "${fresh[@]}" "$OUT/"
+say "results in $OUT: $(cd "$OUT" && ls fleet-*.json 2>/dev/null | tr '\n' ' ')"
+[ ${#FAILED[@]} -eq 0 ] || die "failed or overran: ${FAILED[*]} (log: $LOG)"
+[ ${#fresh[@]} -eq ${#results[@]} ] || die "some result files are missing (above)"

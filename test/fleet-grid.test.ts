@@ -27,13 +27,15 @@ describe('data-parallel grid', () => {
       { entry: eight, imagesPerSecond: 90 },
       { entry: spin4, imagesPerSecond: 70, ceiling: { one: 320, all: 1200 } },
     ];
-    const rows = gridRows(measured);
+    const rows = gridRows(measured, 10);
     expect(rows[1].scaling).toBeCloseTo(3);
     expect(rows[1].ceilingScaling).toBeCloseTo(1000 / 300);
     expect(rows[1].ofCeiling).toBeCloseTo(3 / (1000 / 300));
     expect(rows[1].pinnedCeilingScaling).toBeCloseTo(1100 / 300);
+    // 60 images/s of 10 steps: 600 transformer samples/s of the loops' 1000.
+    expect(rows[1].ofBareRate).toBeCloseTo(0.6);
     // No 1x2 in the grid and no ceiling measured: only the comparison with the first entry.
-    expect(rows[2]).toMatchObject({ scaling: undefined, ceilingScaling: undefined, ofCeiling: undefined, vsFirst: 4.5 });
+    expect(rows[2]).toMatchObject({ scaling: undefined, ceilingScaling: undefined, ofCeiling: undefined, ofBareRate: undefined, vsFirst: 4.5 });
     // A spinning entry has no spinning one-worker entry to compare with.
     expect(rows[3].scaling).toBeUndefined();
     expect(rows[3].ceilingScaling).toBeCloseTo(1200 / 320);
