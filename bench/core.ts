@@ -1,7 +1,9 @@
 // Issue 2's figures: images/s at batch 1, 4, 16 through the full worker (worker thread) against a
 // bare loop of ONNX Runtime run calls over the same graphs and batch, in the same process,
-// interleaved; and the caller's event-loop delay during a rollout.
-//   node bin/run-ts.js bench/core.ts [--device cpu|cuda] [--reps 5]
+// interleaved; and the caller's event-loop delay during a rollout. The bare loop keeps the weights
+// where the worker does (config weightResidency, 'auto': initializers in the session on CUDA,
+// inputs fed each run on the CPU), so that both pay the same copies.
+//   node bin/run-ts.js bench/core.ts [--device cpu|cuda] [--reps 5] [--residency auto|inputs|session]
 import * as ort from 'onnxruntime-node';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -10,23 +12,25 @@ import { resolveConfig } from '../core/config/load-config.ts';
 import { loadModelFolder } from '../core/model/folder-loader.ts';
 import { buildDummyModel } from '../plugins/dummy-loader/index.ts';
 import { dummyArchSchema } from '../plugins/dummy-loader/architecture.ts';
-import { toOrt } from '../core/model/onnx-component.ts';
+import { residentSession, toOrt } from '../core/model/onnx-component.ts';
 import { sessionOptions, type DeviceName } from '../core/model/execution-provider.ts';
 import { DATA_INPUTS, type ComponentName } from '../core/model/manifest.ts';
 import type { ModelSource } from '../core/model/source.ts';
 import { median, timeIt, writeResults } from './support.ts';
 import { findInferenceThread, preemptions, threadIds } from './thread-preemptions.ts';
 
-const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, reps: { type: 'string', default: '5' }, threads: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, reps: { type: 'string', default: '5' }, threads: { type: 'string' }, residency: { type: 'string', default: 'auto' } } });
 const device = args.device as DeviceName;
 const reps = Number(args.reps);
 const STARTUP_CALLS = 10;
 const threads = args.threads ? Number(args.threads) : undefined;
-const config = withDefaultModel(resolveConfig({ device, threads, maxBatchSize: 16, promptCacheSize: 0 }));
+const config = withDefaultModel(resolveConfig({ device, threads, maxBatchSize: 16, promptCacheSize: 0, weightResidency: args.residency as 'auto' }));
 const source: ModelSource = config.loadFormat === 'dummy'
   ? buildDummyModel(dummyArchSchema.parse(config.loadOptions))
   : await loadModelFolder(config.model!);
 const { spec } = source;
+// The worker's rule for an 'auto' residency (diffusion-worker.ts: session on CUDA; the embedded model has no bfloat16).
+const resident = config.weightResidency === 'session' || (config.weightResidency === 'auto' && device === 'cuda');
 const steps = spec.defaults.steps;
 const guidance = spec.defaults.guidanceScale;
 
@@ -35,7 +39,8 @@ async function bareLoop(batch: number): Promise<() => Promise<void>> {
   const sessions: Partial<Record<ComponentName, ort.InferenceSession>> = {};
   const weightFeeds: Partial<Record<ComponentName, Record<string, ort.Tensor>>> = {};
   for (const [name, c] of Object.entries(source.components) as [ComponentName, ModelSource['components']['transformer']][]) {
-    const s = await ort.InferenceSession.create(c.graph, sessionOptions(device, threads));
+    const built = resident ? residentSession(c.graph, c.weights, sessionOptions(device, threads)) : { graph: c.graph, options: sessionOptions(device, threads) };
+    const s = await ort.InferenceSession.create(built.graph, built.options);
     sessions[name] = s;
     const data = new Set(DATA_INPUTS[name]);
     weightFeeds[name] = Object.fromEntries(s.inputNames.filter((n) => !data.has(n)).map((n) => [n, toOrt(c.weights.get(n)!)]));
@@ -129,5 +134,5 @@ const delay = { p50Ms: +(h.percentile(50) / 1e6).toFixed(2), p99Ms: +(h.percenti
 console.log('event-loop delay during rollouts', delay);
 await worker.close();
 await inline.close();
-const path = writeResults(`core-${device}`, { model: source.origin.split('/').slice(-1)[0], device, threads: threads ?? 'ort default', throughput: results, eventLoopDelay: delay });
+const path = writeResults(`core-${device}`, { model: source.origin.split('/').slice(-1)[0], device, weightResidency: resident ? 'session' : 'inputs', threads: threads ?? 'ort default', throughput: results, eventLoopDelay: delay });
 console.log(`wrote ${path}`);

@@ -28,6 +28,13 @@ const HOST_TYPE: Partial<Record<ort.Tensor.Type, DType>> = Object.fromEntries(
   Object.entries(ORT_TYPE).map(([k, v]) => [v, k]),
 ) as Partial<Record<ort.Tensor.Type, DType>>;
 
+/** The graph and options of a session holding `map`'s tensors as initializers (session residency). */
+export function residentSession(graph: Uint8Array, map: WeightMap, options: ort.InferenceSession.SessionOptions) {
+  const rewritten = asExternalInitializers(graph, map);
+  const extra = { ...(options.extra as Record<string, unknown> | undefined), optimization: NO_FOLDING };
+  return { graph: rewritten.graph, options: { ...options, externalData: rewritten.externalData, extra } };
+}
+
 export function toOrt(t: HostTensor): ort.Tensor {
   const type = ORT_TYPE[t.dtype];
   if (!type) throw new Error(`dtype ${t.dtype} cannot be fed to ONNX Runtime`);
@@ -168,9 +175,8 @@ export class OnnxComponent {
   /** A session whose initializers are `map`'s tensors (ONNX Runtime copies them in at build). */
   private createResident(map: WeightMap): Promise<ort.InferenceSession> {
     this.checkWeights(map);
-    const { graph, externalData } = asExternalInitializers(this.graph, map);
-    const extra = { ...(this.options.extra as Record<string, unknown> | undefined), optimization: NO_FOLDING };
-    return this.create(graph, { ...this.options, externalData, extra });
+    const { graph, options } = residentSession(this.graph, map, this.options);
+    return this.create(graph, options);
   }
 
   private weightFeeds(weights: WeightMap): Record<string, ort.Tensor> {
