@@ -3,7 +3,7 @@
 // interleaved; and the caller's event-loop delay during a rollout. The bare loop keeps the weights
 // where the worker does (config weightResidency, 'auto': initializers in the session on CUDA,
 // inputs fed each run on the CPU), so that both pay the same copies.
-//   node bin/run-ts.js bench/core.ts [--device cpu|cuda] [--reps 5] [--residency auto|inputs|session]
+//   node bin/run-ts.js bench/core.ts [--device cpu|cuda] [--reps 5] [--residency auto|inputs|session] [--out FILE]
 import * as ort from 'onnxruntime-node';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,7 @@ import type { ModelSource } from '../core/model/source.ts';
 import { median, timeIt, writeResults } from './support.ts';
 import { findInferenceThread, preemptions, threadIds } from './thread-preemptions.ts';
 
-const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, reps: { type: 'string', default: '5' }, threads: { type: 'string' }, residency: { type: 'string', default: 'auto' } } });
+const { values: args } = parseArgs({ options: { device: { type: 'string', default: 'cpu' }, reps: { type: 'string', default: '5' }, threads: { type: 'string' }, residency: { type: 'string', default: 'auto' }, out: { type: 'string' } } });
 const device = args.device as DeviceName;
 const reps = Number(args.reps);
 const STARTUP_CALLS = 10;
@@ -134,5 +134,5 @@ const delay = { p50Ms: +(h.percentile(50) / 1e6).toFixed(2), p99Ms: +(h.percenti
 console.log('event-loop delay during rollouts', delay);
 await worker.close();
 await inline.close();
-const path = writeResults(`core-${device}`, { model: source.origin.split('/').slice(-1)[0], device, weightResidency: resident ? 'session' : 'inputs', threads: threads ?? 'ort default', throughput: results, eventLoopDelay: delay });
+const path = writeResults(`core-${device}`, { model: source.origin.split('/').slice(-1)[0], device, weightResidency: resident ? 'session' : 'inputs', threads: threads ?? 'ort default', throughput: results, eventLoopDelay: delay }, args.out);
 console.log(`wrote ${path}`);

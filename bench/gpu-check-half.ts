@@ -14,18 +14,17 @@ import { parseArgs } from 'node:util';
 import { dummyModelCommand } from '../cli/dummy-model.ts';
 import { prepareDeviceEnvironment } from '../core/model/execution-provider.ts';
 import { PRECISION_DTYPE, type Precision } from '../core/model/precision.ts';
-import type { WeightMap } from '../core/model/weights.ts';
 import type { RolloutData } from '../core/protocol.ts';
-import { fillGaussian } from '../core/pipeline/seeded-noise.ts';
 import { fromFloat32, type FloatDType } from '../core/tensors/dtype-convert.ts';
 import { serializeSafetensors } from '../core/tensors/safetensors.ts';
-import { f32, type HostTensor } from '../core/tensors/tensor.ts';
+import type { HostTensor } from '../core/tensors/tensor.ts';
 import type { WorkerWrapperBase } from '../core/worker-wrapper/worker-wrapper-base.ts';
 import { buildDummyModel } from '../plugins/dummy-loader/index.ts';
 import { dummyArchSchema } from '../plugins/dummy-loader/architecture.ts';
 import { scoreArgsFromRollout, type ScoreResult } from '../plugins/sde-scheduler/index.ts';
 import { benchWorker, median, round } from './weights-common.ts';
 import { deviceMemoryMiB, writeResults } from './support.ts';
+import { queryAdapter } from './lora-adapter.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,25 +61,6 @@ function diff(a: HostTensor, b: HostTensor): { max: number; mean: number } {
   return { max, mean: sum / a.data.length };
 }
 const same = (a: RolloutData, b: RolloutData) => diff(a.batch.latents_clean!, b.batch.latents_clean!).max === 0;
-
-/** A seeded rank-4 adapter on every to_q projection (small values). */
-function adapter(base: WeightMap) {
-  const tensors: Record<string, HostTensor> = {};
-  let stream = 0;
-  const factor = (shape: number[]) => {
-    const t = f32(shape);
-    fillGaussian(11, stream++, t.data);
-    for (let i = 0; i < t.data.length; i++) t.data[i] *= 0.02;
-    return t;
-  };
-  for (const [name, t] of base) {
-    if (!name.endsWith('.to_q.weight')) continue;
-    const module = name.slice(0, -'.weight'.length);
-    tensors[`base_model.model.${module}.lora_A.weight`] = factor([4, t.shape[1]]);
-    tensors[`base_model.model.${module}.lora_B.weight`] = factor([t.shape[0], 4]);
-  }
-  return { config: { r: 4, lora_alpha: 4, target_modules: ['to_q'] }, tensors };
-}
 
 async function stepSeconds(w: WorkerWrapperBase): Promise<number> {
   const n = Number(args.images);
@@ -140,7 +120,7 @@ async function checkPrecision(precision: Precision, dir: string, reference: Roll
     check(same(await gen(w, reqs), r0), 'loadWeights of the original weights: the original output, bit for bit');
 
     // LoRA per request, switched, and scored under the same adapter.
-    await w.executeMethod('addLora', { name: 'a', ...adapter(w.worker.weights.get('transformer')!) });
+    await w.executeMethod('addLora', { name: 'a', ...queryAdapter(w.worker.weights.get('transformer')!, 11) });
     const one = requests(2, { steps: 6, sde: { type: 'sde' }, capture: CAPTURE });
     const plain = await gen(w, one);
     const withLora = await gen(w, one.map((r) => ({ ...r, lora: 'a' })));

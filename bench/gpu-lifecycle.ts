@@ -16,6 +16,7 @@ import { prepareDeviceEnvironment } from '../core/model/execution-provider.ts';
 import { scoreArgsFromRollout, type ScoreResult } from '../plugins/sde-scheduler/index.ts';
 import { benchModels, benchWorker, GB, median, round, type BenchModel, type BenchOptions } from './weights-common.ts';
 import { deviceMemoryMiB, writeResults } from './support.ts';
+import { queryAdapter } from './lora-adapter.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,22 +49,6 @@ const requests = (n: number, extra: Record<string, unknown> = {}) =>
   Array.from({ length: n }, (_, i) => ({ prompt: `a red circle ${i}`, seed: 100 + i, guidanceScale: 4.5, ...extra }));
 const copyMaps = (w: WorkerWrapperBase) => ({ ...w.worker.weights.set }) as Record<ComponentName, WeightMap>;
 
-/** A rank-4 adapter on every query projection (`qkv` in the embedded model, `to_q` in the dummy), small values. */
-function adapterFor(base: WeightMap) {
-  const tensors: Record<string, HostTensor> = {};
-  const target = [...base.keys()].some((n) => n.endsWith('.qkv.weight')) ? 'qkv' : 'to_q';
-  let k = 1;
-  for (const [name, t] of base) {
-    if (!name.endsWith(`.${target}.weight`)) continue;
-    const [out, inp] = t.shape;
-    const module = name.slice(0, -'.weight'.length);
-    const fill = (n: number) => Float32Array.from({ length: n }, () => (((k = (k * 1103515245 + 12345) >>> 0) % 2001) / 1000 - 1) * 0.05);
-    tensors[`base_model.model.${module}.lora_A.weight`] = f32([4, inp], fill(4 * inp));
-    tensors[`base_model.model.${module}.lora_B.weight`] = f32([out, 4], fill(out * 4));
-  }
-  return { config: { r: 4, lora_alpha: 4, target_modules: [target] }, tensors };
-}
-
 /** The lifecycle on one worker with session residency; returns figures and failed checks. */
 async function lifecycle(model: BenchModel) {
   const failures: string[] = [];
@@ -94,7 +79,7 @@ async function lifecycle(model: BenchModel) {
 
     // LoRA: added (its merged session built then), used per request, switched.
     t0 = now();
-    await w.executeMethod('addLora', { name: 'a', ...adapterFor(scaled) });
+    await w.executeMethod('addLora', { name: 'a', ...queryAdapter(scaled) });
     figures.addLoraSeconds = now() - t0;
     const one = requests(1);
     await gen(w, one);

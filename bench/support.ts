@@ -21,10 +21,11 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export function writeResults(name: string, results: unknown): string {
+/** Writes bench/results/NAME.json, or `file` when given (a run whose results go elsewhere). */
+export function writeResults(name: string, results: unknown, file?: string): string {
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  const path = `${dir}${name}.json`;
+  if (!file) mkdirSync(dir, { recursive: true });
+  const path = file || `${dir}${name}.json`;
   writeFileSync(path, JSON.stringify({ date: new Date().toISOString(), machine: machine(), command: process.argv.slice(1).join(' '), results }, null, 2));
   return path;
 }
