@@ -1,6 +1,7 @@
 // Where the data-parallel executor places a generate call's parts (fake workers that answer when
-// told): across the idle workers, whole to the least loaded one when none is idle ('idle'), across
-// every worker whatever their load ('all'); loads are released when parts end, failed or not.
+// told): the calls made together share the idle workers, whole to the least loaded when there are
+// more calls than idle workers ('idle'); across every worker whatever their load ('all'); loads
+// are released when parts end, failed or not.
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../core/config/load-config.ts';
 import { DataParallelExecutor, workerConfigs } from '../core/executor/data-parallel.ts';
@@ -33,8 +34,8 @@ async function start(workers: number, split: 'idle' | 'all'): Promise<{ dp: Data
 }
 
 const call = (dp: DataParallelExecutor, seeds: number[]) => dp.call('generate', [[{ prompt: 'p', seeds }]]) as Promise<RolloutData>;
-/** Lets the executor pass its awaits and hand the parts over. */
-const settle = () => new Promise((r) => setTimeout(r, 0));
+/** Lets the executor place the calls made so far (at the end of the turn) and hand the parts over. */
+const settle = async () => { for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r)); };
 const seedsOn = (fakes: HeldWorker[]) => fakes.map((f) => f.held.map((h) => h.seeds));
 const answerAll = (fakes: HeldWorker[]) => { for (const f of fakes) for (const h of f.held.splice(0)) h.answer(); };
 /** The seeds a merged rollout carries, in row order. */
@@ -42,12 +43,14 @@ const seedsOf = (r: RolloutData) => Array.from(r.batch.seed.data as Float32Array
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
 describe('data-parallel placement', () => {
-  it("'idle': an idle executor splits a call across every worker; a call made while all are busy goes whole to the least loaded", async () => {
+  it("'idle': a lone call is split across every idle worker; a call made while all are busy goes whole to the least loaded", async () => {
     const { dp, fakes } = await start(4, 'idle');
     const a = call(dp, range(0, 8));
+    await settle();
+    expect(seedsOn(fakes)).toEqual([[[0, 1]], [[2, 3]], [[4, 5]], [[6, 7]]]);
     const b = call(dp, range(100, 8));
     await settle();
-    expect(seedsOn(fakes)).toEqual([[[0, 1], range(100, 8)], [[2, 3]], [[4, 5]], [[6, 7]]]);
+    expect(fakes[0].held.map((h) => h.seeds)).toEqual([[0, 1], range(100, 8)]);
     // Worker 0 now holds 10 samples: the next whole call goes to worker 1.
     const c = call(dp, [200, 201]);
     await settle();
@@ -65,14 +68,25 @@ describe('data-parallel placement', () => {
     await dp.close();
   });
 
-  it("'idle': calls made together split across only the idle workers, and small calls spread over the workers instead of piling on the first", async () => {
+  it("'idle': calls made together share the idle workers; a burst of more calls than workers goes whole and evenly, small calls included", async () => {
     const { dp, fakes } = await start(4, 'idle');
-    const calls = [call(dp, [1, 2, 3]), call(dp, [4]), call(dp, [5]), call(dp, [6])];
+    const pair = [call(dp, range(0, 8)), call(dp, range(10, 8))];
     await settle();
-    // The first takes three idle workers, the second the last idle one; then none is idle.
-    expect(seedsOn(fakes)).toEqual([[[1], [5]], [[2], [6]], [[3]], [[4]]]);
+    expect(seedsOn(fakes)).toEqual([[range(0, 4)], [range(4, 4)], [range(10, 4)], [range(14, 4)]]);
     answerAll(fakes);
-    expect((await Promise.all(calls)).map(seedsOf)).toEqual([[1, 2, 3], [4], [5], [6]]);
+    expect((await Promise.all(pair)).map(seedsOf)).toEqual([range(0, 8), range(10, 8)]);
+    // Eight calls of 16 on four workers: two whole calls each (split four ways each, the same
+    // samples would run as batches of 4); four calls of one sample: one each, not all on the first.
+    const burst = Array.from({ length: 8 }, (_, k) => call(dp, range(100 * (k + 1), 16)));
+    await settle();
+    expect(seedsOn(fakes)).toEqual([0, 1, 2, 3].map((w) => [range(100 * (w + 1), 16), range(100 * (w + 5), 16)]));
+    answerAll(fakes);
+    expect((await Promise.all(burst)).map(seedsOf)).toEqual(Array.from({ length: 8 }, (_, k) => range(100 * (k + 1), 16)));
+    const singles = [call(dp, [1]), call(dp, [2]), call(dp, [3]), call(dp, [4])];
+    await settle();
+    expect(seedsOn(fakes)).toEqual([[[1]], [[2]], [[3]], [[4]]]);
+    answerAll(fakes);
+    expect((await Promise.all(singles)).map(seedsOf)).toEqual([[1], [2], [3], [4]]);
     await dp.close();
   });
 

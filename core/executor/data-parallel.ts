@@ -53,6 +53,8 @@ export class DataParallelExecutor implements Executor {
   private broadcasting: Promise<unknown> = Promise.resolve();
   private closed = false;
   private nextOne = 0;
+  /** The generate calls made in this turn of the event loop, placed together (joinGroup). */
+  private group: { calls: number; ways: Promise<number> } | undefined;
 
   private constructor(private readonly slots: Slot[], private readonly options: Required<DataParallelOptions>) {}
 
@@ -102,20 +104,41 @@ export class DataParallelExecutor implements Executor {
 
   private async generate(requests: GenerateRequest[]): Promise<RolloutData> {
     const { limits, dataParallelSplit } = this.slots[0].config;
-    // 'idle': a call is split across the workers with nothing to do, and goes whole to the least
-    // loaded one when none is idle: under load every part stays a full batch, not 1/n of one.
-    const ways = dataParallelSplit === 'all' ? this.slots.length : Math.max(1, this.slots.filter((s) => s.samples === 0 && isLive(s)).length);
-    const parts = splitBySamples(requests, ways, limits);
-    // Placed before any await: calls made together see each other's samples.
-    const placed = placeParts(this.slots, parts.map((p) => p.end - p.start));
+    // Awaited first: a broadcast made after this call waits for it (one version per rollout).
     await this.broadcasting;
     this.generating++;
     try {
+      // 'idle': the calls made together share the idle workers (a lone call is split across all of
+      // them); with more calls than idle workers, each goes whole, to the least loaded worker: under
+      // load every part stays a full batch, not 1/n of one, and a burst of calls stays balanced.
+      const ways = dataParallelSplit === 'all' ? this.slots.length : await this.joinGroup();
+      const parts = splitBySamples(requests, ways, limits);
+      // Placed synchronously: the calls of a group see each other's samples.
+      const placed = placeParts(this.slots, parts.map((p) => p.end - p.start));
       const rollouts = await Promise.all(parts.map((part, p) => this.runPart(part, placed[p])));
       return mergeParts(parts, rollouts);
     } finally {
       if (--this.generating === 0) for (const wake of this.idle.splice(0)) wake();
     }
+  }
+
+  /**
+   * The parts of a call in the group of calls made in this turn of the event loop: the idle live
+   * workers (counted when the turn ends) shared among the group's calls, at least one each.
+   */
+  private joinGroup(): Promise<number> {
+    if (!this.group) {
+      let settle!: (ways: number) => void;
+      const group = { calls: 0, ways: new Promise<number>((r) => { settle = r; }) };
+      this.group = group;
+      setImmediate(() => {
+        this.group = undefined;
+        const idle = this.slots.filter((s) => s.samples === 0 && isLive(s)).length;
+        settle(Math.max(1, Math.floor(idle / group.calls)));
+      });
+    }
+    this.group.calls++;
+    return this.group.ways;
   }
 
   /** A part on the slot it was placed on; when that worker dies, on the least busy live slot instead. */
