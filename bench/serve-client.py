@@ -12,6 +12,9 @@ import os
 import sys
 import time
 
+# numpy's OpenBLAS threads spin for a while after its import, on the cores the server measured
+# here needs (a client process is started per measure, so that spin lands in the timed window).
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'clients', 'python'))
 import omni_worker as ow  # noqa: E402
 
