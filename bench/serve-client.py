@@ -5,6 +5,7 @@ printed as one JSON line. Uses clients/python only (numpy when present).
   serve-client.py URL concurrent PROCS SAMPLES ROUNDS     PROCS processes, ROUNDS calls each, at once
   serve-client.py URL upload FILE BUCKET_BYTES            update_weights of FILE's tensors as arrays
   serve-client.py URL path FILE                           update_weights_from_path(FILE)
+  serve-client.py commands                                the same, one `URL MODE ARGS` per stdin line
 """
 import json
 import multiprocessing as mp
@@ -54,8 +55,13 @@ def concurrent(url, procs, samples, rounds):
     return {'seconds': seconds, 'samples': procs * samples * rounds, 'samplesPerSec': procs * samples * rounds / seconds}
 
 
+_loaded = {}
+
+
 def upload(url, path, bucket_bytes):
-    state_dict = ow.load_file(path)  # numpy arrays when numpy imports: the trainer's tensors
+    if path not in _loaded:  # numpy arrays when numpy imports: the trainer's tensors
+        _loaded[path] = ow.load_file(path)
+    state_dict = _loaded[path]
     nbytes = sum(getattr(v, 'nbytes', 0) for v in state_dict.values())
     with ow.Client(url) as c:
         t0 = time.perf_counter()
@@ -72,14 +78,27 @@ def from_path(url, path):
     return {'seconds': seconds, 'bytes': res['bytes']}
 
 
-if __name__ == '__main__':
-    url, mode, *rest = sys.argv[1:]
+def commands():
+    """One command per line on stdin (`URL MODE ARGS...`), one JSON answer per line: a trainer's
+    long-lived process. Starting a process per measure would fork the server's process before
+    each, and a fork write-protects every page of the forking process: its next writes into
+    memory it reuses (freed tensors) fault again, inside the timed window."""
+    for line in sys.stdin:
+        print(json.dumps(run(*line.split())), flush=True)
+
+
+def run(url, mode, *rest):
     if mode == 'rollout':
-        result = rollout(url, int(rest[0]), int(rest[1]))
-    elif mode == 'concurrent':
-        result = concurrent(url, int(rest[0]), int(rest[1]), int(rest[2]))
-    elif mode == 'upload':
-        result = upload(url, rest[0], int(rest[1]))
+        return rollout(url, int(rest[0]), int(rest[1]))
+    if mode == 'concurrent':
+        return concurrent(url, int(rest[0]), int(rest[1]), int(rest[2]))
+    if mode == 'upload':
+        return upload(url, rest[0], int(rest[1]))
+    return from_path(url, rest[0])
+
+
+if __name__ == '__main__':
+    if sys.argv[1:] == ['commands']:
+        commands()
     else:
-        result = from_path(url, rest[0])
-    print(json.dumps(result))
+        print(json.dumps(run(*sys.argv[1:])))
