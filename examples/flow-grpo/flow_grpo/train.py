@@ -58,7 +58,7 @@ def parse_args(argv=None):
     ap.add_argument("--noise-level", type=float, default=0.7)
     ap.add_argument("--minibatches", type=int, default=2, help="optimizer steps per rollout batch")
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--beta", type=float, default=0.04, help="KL weight (to the start model)")
+    ap.add_argument("--beta", type=float, default=0.01, help="KL weight (to the start model)")
     ap.add_argument("--clip", type=float, default=1e-4, help="PPO clip range of the ratio")
     ap.add_argument("--adv-clip", type=float, default=5.0)
     ap.add_argument("--max-grad-norm", type=float, default=1.0)
