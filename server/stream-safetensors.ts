@@ -52,6 +52,7 @@ export class SafetensorsAssembler {
   async read(body: Readable | AsyncIterable<Uint8Array>, length: number, options: ReadBodyOptions): Promise<{ metadata: Record<string, string>; bytes: number }> {
     if (length < 8) bad(`${length} bytes, shorter than the 8-byte header length`);
     const thread = await this.start();
+    thread.ref(); // held open while a body is read (idle, it never holds the process)
     const id = this.nextId++;
     const post = (m: ToAssembler, transfer: ArrayBuffer[] = []) => thread.postMessage(m, transfer);
     let failed: string | undefined;
@@ -112,6 +113,7 @@ export class SafetensorsAssembler {
     } finally {
       clearTimeout(timer);
       this.bodies.delete(id);
+      if (!this.bodies.size) thread.unref();
       if (metadata === undefined) post({ kind: 'drop', id });
     }
     if (crashed) throw crashed;
@@ -134,7 +136,7 @@ export class SafetensorsAssembler {
       return Promise.reject(new Error(`the weights assembler thread cannot start: ${boot} is missing (a bundler that inlines omni-worker leaves it behind: keep omni-worker external)`));
     }
     const thread = new Worker(boot);
-    thread.unref(); // never holds the process open
+    thread.unref(); // idle: never holds the process open
     const started = new Promise<Worker>((resolve, reject) => {
       const end = (error: Error) => {
         if (this.thread === started) this.thread = undefined;
