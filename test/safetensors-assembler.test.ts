@@ -1,7 +1,8 @@
 // The server's weights body assembler (server/stream-safetensors.ts): a body's chunks move to a
 // thread that builds its tensors. Any split gives the parser's tensors in groups; a socket's
-// chunks move, a caller's buffers are never taken; a bad body is a 400 naming it; a refusal stops
-// the read; a thread that dies fails the read in progress and the next read starts a new one.
+// chunks move, a caller's buffers are never taken; bodies read at once stay apart; a bad body is a
+// 400 naming it; a refusal stops the read; a thread that dies fails the read in progress and the
+// next read starts a new one.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseSafetensors, serializeSafetensors } from '../core/tensors/safetensors.ts';
@@ -36,6 +37,20 @@ describe('SafetensorsAssembler', () => {
       // Moved chunks are detached here; the caller's stay whole.
       expect(chunks.every((c) => c.byteLength === 0)).toBe(own);
     }), { numRuns: 40 });
+  });
+
+  it('reads several bodies at once, each into its own tensors', async () => {
+    const files = [1, 2, 3].map((k) => serializeSafetensors(Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`t${i}`, { dtype: 'F32' as const, shape: [300], data: new Float32Array(300).fill(k * 10 + i) }]))));
+    async function* interleaved(bytes: Uint8Array) {
+      for (const c of cut(bytes, Array.from({ length: 20 }, (_, i) => i * 250))) {
+        await new Promise((r) => setImmediate(r));
+        yield c;
+      }
+    }
+    const got = await Promise.all(files.map((bytes) => read(interleaved(bytes), bytes.length, 1, true)));
+    got.forEach(({ groups }, f) => {
+      expect(groups.flat().map(([n, t]) => [n, t.data[0], t.data[299]])).toEqual([0, 1, 2, 3].map((i) => [`t${i}`, (f + 1) * 10 + i, (f + 1) * 10 + i]));
+    });
   });
 
   it('refuses a short body, a long one and a bad header with a 400 naming the body', async () => {
