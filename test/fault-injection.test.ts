@@ -122,7 +122,10 @@ describe('the inference thread dies', () => {
     await expectServes(await worker([]));
   });
 
-  it('out of memory under threadResourceLimits: ERR_WORKER_OUT_OF_MEMORY within seconds; a new worker serves', async () => {
+  // Node 24 enforces worker heap limits best-effort: this thread aborts the process or outgrows its
+  // limit there (docs/reliability.md), so the guarantee is held on Node 20 and 22.
+  const node24 = Number(process.versions.node.split('.')[0]) >= 24;
+  it.skipIf(node24)('out of memory under threadResourceLimits: ERR_WORKER_OUT_OF_MEMORY within seconds; a new worker serves', async () => {
     const w = await worker([faults()], { threadResourceLimits: { maxOldGenerationSizeMb: 64 } });
     await expectServes(w); // the limit leaves room for normal work
     await expect(outcome(w.generate([{ prompt: 'oom', steps: 2 }]), 20_000)).resolves

@@ -12,6 +12,9 @@ import { nativeCall } from '../executor/native-gate.ts';
 import { graphInputTypes } from './graph-inputs.ts';
 import { asExternalInitializers } from './initializer-graph.ts';
 import { WeightSessions, type WeightSessionsOptions } from './weight-sessions.ts';
+import { settleFloat16Type } from './ort-float16.ts';
+
+settleFloat16Type(); // before any other Tensor in this realm (ort-float16.ts says why)
 
 export type WeightResidency = 'inputs' | 'session';
 /** What session residency needs from the worker: the serving map, the work in flight, the spare count. */
@@ -38,7 +41,12 @@ export function residentSession(graph: Uint8Array, map: WeightMap, options: ort.
 export function toOrt(t: HostTensor): ort.Tensor {
   const type = ORT_TYPE[t.dtype];
   if (!type) throw new Error(`dtype ${t.dtype} cannot be fed to ONNX Runtime`);
-  return new ort.Tensor(type, t.data as never, t.shape as number[]);
+  const tensor = new ort.Tensor(type, t.data as never, t.shape as number[]);
+  if (type === 'float16' && !(tensor.data instanceof Uint16Array)) {
+    throw new Error('float16 input: onnxruntime-common holds float16 data as Float16Array in this process (a Tensor was made before omni-worker loaded), ' +
+      "and onnxruntime-node's binding reads Float16Array as empty; load omni-worker before other ONNX Runtime code, or use weightResidency: 'session'");
+  }
+  return tensor;
 }
 
 function fromOrt(t: ort.Tensor): HostTensor {
