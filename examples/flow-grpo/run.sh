@@ -30,8 +30,8 @@ grep -q "serving on" "$OUT/serve.log" || { echo "serve did not start" >&2; cat "
 
 TRAIN="python3 -m flow_grpo.train --url $URL --out $OUT --device $DEVICE --steps 100000 ${TRAIN_ARGS:-}"
 T0=$(date +%s)
-$TRAIN --time-budget "${BUDGET1:-210}" 2>&1 | tee "$OUT/train-phase1.log"
-$TRAIN --time-budget "${BUDGET2:-210}" --resume "$OUT/checkpoint.pt" --final 2>&1 | tee "$OUT/train-phase2.log"
+$TRAIN --time-budget "${BUDGET1:-225}" 2>&1 | tee "$OUT/train-phase1.log"
+$TRAIN --time-budget "${BUDGET2:-225}" --resume "$OUT/checkpoint.pt" --final 2>&1 | tee "$OUT/train-phase2.log"
 echo "training wall time (both phases, evaluations included): $(( $(date +%s) - T0 )) s" | tee "$OUT/wall.txt"
 python3 -m flow_grpo.figures --url "$URL" --model "$ROOT/models/shapes-dit" --out "$OUT" \
   --trained "$OUT/transformer-flow-grpo.safetensors" --device "$DEVICE" ${FIGURE_ARGS:-} 2>&1 | tee "$OUT/figures.log"
