@@ -37,11 +37,14 @@ def main(argv=None):
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--group", type=int, default=16)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--window-range", type=int, nargs=2, default=[0, 6], help="as train.py's")
+    ap.add_argument("--weights", default=os.path.join(ROOT, "models", "shapes-dit", "transformer.safetensors"),
+                    help="the transformer weights sent each cycle (the served model's)")
     a = ap.parse_args(argv)
     client = ow.Client(a.url, return_type="numpy")
-    weights = ow.load_file(os.path.join(ROOT, "models", "shapes-dit", "transformer.safetensors"), "numpy")
+    weights = ow.load_file(a.weights, "numpy")
     prompts = split_prompts(64, seed=0)[0][: a.prompts]
-    sde = {"type": "sde", "noiseLevel": 0.7, "window": {"size": 2, "range": [0, 6]}}
+    sde = {"type": "sde", "noiseLevel": 0.7, "window": {"size": 2, "range": list(a.window_range)}}
     requests = rollout_requests(prompts, a.group, 1_000_000, sde)
 
     def cycle():
@@ -52,9 +55,10 @@ def main(argv=None):
     rollout = timed(lambda: client.generate(requests), a.reps)
     weights_cycle = timed(cycle, a.reps)
     med_r, med_c = statistics.median(rollout), statistics.median(weights_cycle)
-    print(json.dumps({"workers": a.workers, "samples": len(prompts) * a.group,
-                      "rollout_s": rollout, "cycle_s": weights_cycle,
-                      "median": {"rollout": med_r, "cycle": med_c, "sum": med_r + med_c}}), flush=True)
+    result = {"workers": a.workers, "samples": len(prompts) * a.group, "rollout_s": rollout, "cycle_s": weights_cycle,
+              "median": {"rollout": med_r, "cycle": med_c, "sum": med_r + med_c}}
+    print(json.dumps(result), flush=True)
+    return result
 
 
 if __name__ == "__main__":
