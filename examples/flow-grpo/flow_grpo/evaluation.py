@@ -16,6 +16,15 @@ def sample_images(client, prompts, seeds_per_prompt: int, seed: int = EVAL_SEED)
     return client.generate(reqs)["responses"]
 
 
+def seed_diversity(images, seeds_per_prompt: int) -> float:
+    """Mean over prompts of the per-pixel standard deviation across a prompt's seeds (0-255): how
+    much the samples of one prompt still differ (a policy collapsed onto one image per prompt: 0).
+    The same figure as check-weights.ts."""
+    x = np.asarray(images, dtype=np.float64)
+    x = x.reshape(x.shape[0] // seeds_per_prompt, seeds_per_prompt, -1)
+    return float(x.std(axis=1).mean())
+
+
 def judge(classify, images, prompts):
     return score(prompts, *classify(images))
 
@@ -28,4 +37,6 @@ def evaluate(client, classify, heldout, single, seeds_per_prompt: int) -> dict:
         out[f"{name}_accuracy"] = float(accurate.mean())
         out[f"{name}_reward"] = float(rewards.mean())
         out[f"{name}_n"] = int(len(accurate))
+        if seeds > 1:
+            out[f"{name}_diversity"] = seed_diversity(images, seeds)
     return out
