@@ -23,4 +23,8 @@ describe('the committed Flow-GRPO weights', () => {
     expect(r.trained.single.accuracy).toBeGreaterThanOrEqual(0.95);
     expect(r.trained.weightsVersion).toBeGreaterThan(0);
   }, 240_000);
+
+  it('refuses a folder that is no result before building a worker', async () => {
+    await expect(checkWeights(join(RESULT, 'seed-1'))).rejects.toThrow(/transformer-flow-grpo\.safetensors not found/);
+  });
 });

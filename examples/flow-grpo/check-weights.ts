@@ -3,9 +3,10 @@
 //   node bin/run-ts.js examples/flow-grpo/check-weights.ts [RESULTS_DIR] [--threads N]
 // Prints JSON: held-out three-object and single-object accuracy of the start model and of the
 // trained weights (the run's evaluation: ODE, the same seeds), and sample diversity across seeds.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { createWorker, rewards, type OmniWorker } from '../../index.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -60,13 +61,17 @@ export interface WeightsCheck {
 /** The start model, then `loadWeights` of the result's transformer, on the result's held-out prompts. */
 export async function checkWeights(resultsDir: string, options: { threads?: number; seedsPerPrompt?: number; heldout?: number } = {}): Promise<WeightsCheck> {
   const S = options.seedsPerPrompt ?? 4;
+  const weights = join(resultsDir, 'transformer-flow-grpo.safetensors');
+  for (const f of [join(resultsDir, 'heldout_prompts.txt'), weights]) {
+    if (!existsSync(f)) throw new Error(`check-weights: ${f} not found (a results folder holds heldout_prompts.txt and transformer-flow-grpo.safetensors)`);
+  }
   const heldout = readPrompts(join(resultsDir, 'heldout_prompts.txt')).slice(0, options.heldout);
   const single = readPrompts(SINGLE_PROMPTS);
   const worker = await createWorker({ device: 'cpu', threads: options.threads ?? 2, maxBatchSize: 64 });
   const scorer = await rewards.SceneAlignmentReward.load();
   try {
     const start = { heldout: await measure(worker, scorer, heldout, S), single: await measure(worker, scorer, single, 1) };
-    const { weightsVersion } = await worker.executeMethod('loadWeights', { component: 'transformer', source: join(resultsDir, 'transformer-flow-grpo.safetensors') });
+    const { weightsVersion } = await worker.executeMethod('loadWeights', { component: 'transformer', source: weights });
     const trained = { heldout: await measure(worker, scorer, heldout, S), single: await measure(worker, scorer, single, 1), weightsVersion };
     return { start, trained };
   } finally {
@@ -76,9 +81,15 @@ export async function checkWeights(resultsDir: string, options: { threads?: numb
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const t = args.indexOf('--threads');
-  const threads = t >= 0 ? Number(args.splice(t, 2)[1]) : undefined;
-  const dir = resolve(args[0] ?? join(HERE, 'results/2026-11-29-h200-run4'));
-  console.log(JSON.stringify(await checkWeights(dir, { threads }), null, 1));
+  try {
+    const { values, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' } } });
+    const threads = values.threads === undefined ? undefined : Number(values.threads);
+    if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new Error(`--threads must be a positive integer, got '${values.threads}'`);
+    if (positionals.length > 1) throw new Error(`one results folder at most, got ${positionals.length}`);
+    const dir = resolve(positionals[0] ?? join(HERE, 'results/2026-11-29-h200-run4'));
+    console.log(JSON.stringify(await checkWeights(dir, { threads }), null, 1));
+  } catch (e) {
+    console.error(`check-weights: ${(e as Error).message.replace(/^check-weights: /, '')}`);
+    process.exit(2);
+  }
 }
