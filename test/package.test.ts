@@ -2,9 +2,9 @@
 // and the helper threads' boot files choosing compiled code when it sits beside them.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { EMBEDDED_MODEL_DIR } from '../index.ts';
@@ -38,9 +38,13 @@ describe.each(BOOTS)('%s boot file', (_, boot, entry) => {
   it(`runs the compiled ${entry} beside it, without tsx`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'omni-boot-'));
     try {
-      copyFileSync(fileURLToPath(new URL(`../${boot}`, import.meta.url)), join(dir, 'boot.mjs'));
-      writeFileSync(join(dir, entry), "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage('compiled entry');\n");
-      const thread = new Worker(join(dir, 'boot.mjs'));
+      // The package's layout: the boot file and the shared loader it imports.
+      for (const f of [boot, 'core/executor/boot-entry.mjs']) {
+        mkdirSync(dirname(join(dir, f)), { recursive: true });
+        copyFileSync(fileURLToPath(new URL(`../${f}`, import.meta.url)), join(dir, f));
+      }
+      writeFileSync(join(dir, dirname(boot), entry), "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage('compiled entry');\n");
+      const thread = new Worker(join(dir, boot));
       const message = await new Promise((resolve, reject) => { thread.once('message', resolve); thread.once('error', reject); });
       await thread.terminate();
       expect(message).toBe('compiled entry');

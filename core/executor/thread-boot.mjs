@@ -1,14 +1,4 @@
-// Entry of the inference thread, plain JavaScript so that Node loads it as is. Compiled (dist/),
-// thread-entry.js sits beside this file. Running the TypeScript sources (tests, dev tools in a
-// checkout), tsx (a devDependency) loads thread-entry.ts.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// Entry of the inference thread (thread-entry.ts): boot-entry.mjs loads it compiled or through tsx.
+import { loadEntry } from './boot-entry.mjs';
 
-const compiled = new URL('./thread-entry.js', import.meta.url);
-if (existsSync(fileURLToPath(compiled))) {
-  await import(compiled.href);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(new URL('./thread-entry.ts', import.meta.url).href);
-}
+await loadEntry(import.meta.url, 'thread-entry');
